@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the build and the tests need.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  g++-12 cmake ninja-build pkg-config \
+  libdnnl-dev libomp-dev nlohmann-json3-dev libzip-dev libpng-dev \
+  libgtest-dev libgmock-dev >/dev/null
