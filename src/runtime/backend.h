@@ -1,0 +1,100 @@
+#pragma once
+// The operators the models are written against. One model definition runs on
+// every backend; a backend implements these (CPU now: runtime/cpu/).
+// Layout conventions: images are NCHW, token sequences are [B, L, C], all
+// tensors contiguous float32. Every op returns a new tensor.
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace sdvsr {
+
+enum class Activation { kNone, kSiLU, kGELU, kGELUTanh, kQuickGELU, kReLU, kTanh, kSigmoid };
+
+struct Conv2dParams {
+  int stride_h = 1, stride_w = 1;
+  int pad_h = 0, pad_w = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+};
+
+enum class GridSampleMode { kBilinear, kNearest };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual void set_threads(int n) = 0;
+  virtual int threads() const = 0;
+
+  // ---- matrix products (cpu: cpu_conv.cpp, cpu_matmul.cpp) ----
+  // x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or nullptr.
+  virtual Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                        const Conv2dParams& p) = 0;
+  // x [..., in], weight [out, in] (PyTorch nn.Linear layout), bias [out] or nullptr.
+  virtual Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) = 0;
+  // Batched a [B, M, K] x b [B, K, N] (or b [B, N, K] when transpose_b) -> [B, M, N].
+  virtual Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) = 0;
+  // Multi-head softmax(q k^T * scale) v. q [B, Lq, heads*d], k, v [B, Lk, heads*d]
+  // -> [B, Lq, heads*d]. causal masks key j > query i (CLIP).
+  virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                           float scale, bool causal) = 0;
+
+  // ---- normalisation (cpu_norm.cpp) ----
+  // x [N, C, ...]; gamma, beta [C] or nullptr for no affine.
+  virtual Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma,
+                            const Tensor* beta, float eps) = 0;
+  // Over the last dimension.
+  virtual Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,
+                            float eps) = 0;
+  // Inference batch norm over channel dim 1.
+  virtual Tensor batch_norm(const Tensor& x, const Tensor& running_mean,
+                            const Tensor& running_var, const Tensor* gamma,
+                            const Tensor* beta, float eps) = 0;
+  // Per (n, c) over H*W, no affine (InstanceNorm2d(affine=False, track_running_stats=False)).
+  virtual Tensor instance_norm(const Tensor& x, float eps) = 0;
+  // Softmax over the last dimension.
+  virtual Tensor softmax(const Tensor& x) = 0;
+
+  // ---- elementwise (cpu_elementwise.cpp) ----
+  virtual Tensor activation(const Tensor& x, Activation a) = 0;
+  virtual Tensor add(const Tensor& a, const Tensor& b) = 0;  // equal shapes
+  virtual Tensor sub(const Tensor& a, const Tensor& b) = 0;  // equal shapes
+  virtual Tensor mul(const Tensor& a, const Tensor& b) = 0;  // equal shapes
+  virtual Tensor scale(const Tensor& x, float s) = 0;        // x * s
+  virtual Tensor add_scalar(const Tensor& x, float s) = 0;   // x + s
+  // x [N, C, H, W] + b [N, C] broadcast over H, W (time embedding into a resnet).
+  virtual Tensor add_channel_bias(const Tensor& x, const Tensor& b) = 0;
+  virtual Tensor clamp(const Tensor& x, float lo, float hi) = 0;
+  // Concatenate along `dim` (all other sizes equal).
+  virtual Tensor concat(const std::vector<Tensor>& xs, int dim) = 0;
+  // Elements [start, end) along `dim`.
+  virtual Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) = 0;
+  // [N, C, H, W] -> [N, H*W, C] and back.
+  virtual Tensor nchw_to_tokens(const Tensor& x) = 0;
+  virtual Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) = 0;
+  // General permutation (perm[i] = source dim of output dim i).
+  virtual Tensor permute(const Tensor& x, const std::vector<int>& perm) = 0;
+
+  // ---- resampling (cpu_resample.cpp), PyTorch's exact index rules ----
+  virtual Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) = 0;
+  virtual Tensor upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
+                                   bool align_corners) = 0;
+  // A = -0.75, border-clamped taps, like F.interpolate(mode='bicubic').
+  virtual Tensor upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
+                                  bool align_corners) = 0;
+  // x [N, C, H, W], grid [N, Ho, Wo, 2] in [-1, 1] (x, y); zeros padding.
+  virtual Tensor grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                             bool align_corners) = 0;
+  virtual Tensor avg_pool2d(const Tensor& x, int kernel, int stride) = 0;
+
+  // ---- RAFT (cpu_raft.cpp) ----
+  // fmap1, fmap2 [N, C, H, W] -> all-pairs correlation [N*H*W, 1, H, W] / sqrt(C).
+  virtual Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) = 0;
+};
+
+// The process-wide CPU backend.
+Backend& cpu_backend();
+
+}  // namespace sdvsr
