@@ -124,6 +124,7 @@ TEST(TorchCheckpoint, ReadsViewsDtypesAndParameters) {
   // A transposed view with an offset into the same storage.
   p.str("view").tensor("FloatStorage", "0", 6, 1, {2, 2}, {1, 3});
   p.str("half").tensor("HalfStorage", "1", 2, 0, {2}, {1});
+  p.str("expanded").tensor("FloatStorage", "0", 6, 2, {2, 3}, {0, 1});
   p.str("count").tensor("LongStorage", "2", 1, 0, {}, {});
   // nn.Parameter(tensor) as _rebuild_parameter(data, requires_grad, hooks).
   p.str("param").global("torch._utils", "_rebuild_parameter");
@@ -138,7 +139,8 @@ TEST(TorchCheckpoint, ReadsViewsDtypesAndParameters) {
       {"3", bytes_of<uint16_t>({0x4040})}};
   for (bool deflate : {false, true}) {
     auto sd = load_torch_checkpoint(write_checkpoint(deflate ? "mixed_deflate" : "mixed", p.bytes, storages, deflate));
-    ASSERT_EQ(sd.size(), 5u);
+    ASSERT_EQ(sd.size(), 6u);
+    EXPECT_EQ(sd["expanded"].to_vector(), (std::vector<float>{2, 3, 4, 2, 3, 4}));
     EXPECT_EQ(sd["plain"].shape(), (Shape{2, 3}));
     EXPECT_EQ(sd["plain"].to_vector(), (std::vector<float>{0, 1, 2, 3, 4, 5}));
     EXPECT_EQ(sd["view"].to_vector(), (std::vector<float>{1, 4, 2, 5}));
@@ -179,6 +181,10 @@ TEST(TorchCheckpoint, RejectsBadPersistentIdsAndOutOfRangeViews) {
                     "storage '0' holds 32 bytes but 4 F32 elements need 16");
   EXPECT_LOAD_ERROR(write_checkpoint("missing_storage", one_tensor(4, 0, {4}, {1}), {}),
                     "no member 'archive/data/0'");
+  EXPECT_LOAD_ERROR(write_checkpoint("expanded", one_tensor(4, 0, {1 << 20, 1 << 10}, {0, 0}), {{"0", f4}}),
+                    "repeats its storage beyond 64M elements");
+  EXPECT_LOAD_ERROR(write_checkpoint("huge_storage", one_tensor(int64_t{1} << 40, 0, {4}, {1}), {{"0", f4}}),
+                    "storage '0' holds 16 bytes but 1099511627776 F32 elements need");
   EXPECT_LOAD_ERROR(write_checkpoint("path_key", one_tensor(4, 0, {4}, {1}, "../0"), {{"0", f4}}),
                     "characters other than");
 

@@ -191,7 +191,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 
   // No two tensors may share bytes.
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& i : f->infos_) by_offset.push_back(&i);
+  for (const auto& i : f->infos_)
+    if (i.end > i.begin) by_offset.push_back(&i);  // empty tensors hold no bytes
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
@@ -258,6 +259,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     if (name == "__metadata__") fail(path, "a tensor may not be named '__metadata__'");
+    if (!t.defined()) fail(path, "tensor '" + name + "' is undefined");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * sizeof(float);
     header[name] = {{"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;

@@ -20,6 +20,7 @@ constexpr size_t kMaxMarks = 100'000;
 constexpr size_t kMaxMemo = 4'000'000;
 constexpr size_t kMaxGlobalLine = 256;
 constexpr int64_t kMaxNumel = int64_t{1} << 50;
+constexpr int64_t kMaxRepeatedNumel = int64_t{1} << 26;
 
 enum class Kind { kNone, kBool, kInt, kFloat, kStr, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
 
@@ -265,6 +266,11 @@ ValuePtr Unpickler::rebuild_tensor(const std::vector<ValuePtr>& a, size_t op_pos
     if (numel > kMaxNumel) fail_at(op_pos, "_rebuild_tensor_v2 size is too large");
     if (sz->i > 0) last += static_cast<__int128>(sz->i - 1) * st->i;
   }
+  // Stride-0 (expanded) views may repeat elements; a hostile one could ask for
+  // far more memory than the file holds, so those stay small.
+  if (numel > ref.storage.numel && numel > kMaxRepeatedNumel)
+    fail_at(op_pos, "tensor view of " + std::to_string(static_cast<int64_t>(numel)) +
+                        " elements repeats its storage beyond 64M elements");
   const bool fits = numel == 0 ? ref.offset <= ref.storage.numel : last < ref.storage.numel;
   if (!fits)
     fail_at(op_pos, "tensor view (offset " + std::to_string(ref.offset) + ", size " +

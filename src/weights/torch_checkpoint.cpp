@@ -71,7 +71,13 @@ class Archive {
     zip_stat_init(&st);
     if (zip_stat(zip_.get(), member.c_str(), 0, &st) != 0)
       fail("archive has no member '" + member + "'");
-    if (!(st.valid & ZIP_STAT_SIZE)) fail("archive member '" + member + "' has no size");
+    if (!(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE))
+      fail("archive member '" + member + "' has no recorded size");
+    // Deflate expands at most ~1032x: a larger claim is a zip bomb or a lie,
+    // and is refused before any memory is set aside for it.
+    if (st.size > st.comp_size * 1100 + 4096)
+      fail("archive member '" + member + "' claims " + std::to_string(st.size) + " bytes from " +
+           std::to_string(st.comp_size) + " compressed");
     return st.size;
   }
 
