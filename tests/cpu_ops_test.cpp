@@ -354,5 +354,196 @@ TEST(CpuOps, ConcatSlicePermute) {
   }
 }
 
+
+// ---------------------------------------------------------------- more normalisation
+TEST(CpuOps, BatchNormInference) {
+  const int64_t N = 2, C = 5, HW = 6;
+  Tensor x = random_tensor({N, C, 2, 3}, 40, -2.f, 2.f);
+  Tensor mean = random_tensor({C}, 41), var = random_tensor({C}, 42, 0.1f, 2.f);
+  Tensor g = random_tensor({C}, 43), b = random_tensor({C}, 44);
+  for (bool affine : {true, false}) {
+    std::vector<double> ref(x.numel());
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t c = (i / HW) % C;
+      const double y = (x[i] - mean[c]) / std::sqrt(var[c] + 1e-5);
+      ref[i] = affine ? y * g[c] + b[c] : y;
+    }
+    expect_near_ref(be().batch_norm(x, mean, var, affine ? &g : nullptr, affine ? &b : nullptr, 1e-5f),
+                    x.shape(), ref, 1e-6, "batch_norm");
+  }
+}
+
+TEST(CpuOps, InstanceNorm) {
+  Tensor x = random_tensor({2, 3, 7, 5}, 45, -1.f, 5.f);
+  const int64_t per = 35;
+  std::vector<double> ref(x.numel());
+  for (int64_t p = 0; p < 6; ++p) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < per; ++i) mean += x[p * per + i];
+    mean /= per;
+    for (int64_t i = 0; i < per; ++i) var += (x[p * per + i] - mean) * (x[p * per + i] - mean);
+    var /= per;
+    for (int64_t i = 0; i < per; ++i) ref[p * per + i] = (x[p * per + i] - mean) / std::sqrt(var + 1e-5);
+  }
+  expect_near_ref(be().instance_norm(x, 1e-5f), x.shape(), ref, 1e-6, "instance_norm");
+}
+
+// ---------------------------------------------------------------- resampling
+// Naive references in double, written from PyTorch's documented index rules.
+TEST(CpuOps, UpsampleNearest) {
+  Tensor x = random_tensor({2, 3, 5, 6}, 50);
+  const int64_t sizes[][2] = {{10, 12}, {9, 11}, {7, 4}, {5, 6}, {3, 13}};
+  for (const auto& sz : sizes) {
+    const int64_t oh = sz[0], ow = sz[1];
+    std::vector<double> ref;
+    for (int64_t p = 0; p < 6; ++p)
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t xo = 0; xo < ow; ++xo) {
+          const int64_t sy = std::min<int64_t>(static_cast<int64_t>(std::floor(y * 5.0 / oh)), 4);
+          const int64_t sx = std::min<int64_t>(static_cast<int64_t>(std::floor(xo * 6.0 / ow)), 5);
+          ref.push_back(x[(p * 5 + sy) * 6 + sx]);
+        }
+    expect_near_ref(be().upsample_nearest(x, oh, ow), {2, 3, oh, ow}, ref, 0,
+                    "nearest " + std::to_string(oh) + "x" + std::to_string(ow));
+  }
+}
+
+// Per-axis taps of PyTorch's linear / cubic interpolation, in double.
+struct RefTaps {
+  std::vector<std::vector<std::pair<int64_t, double>>> taps;  // per output index
+};
+
+RefTaps ref_linear(int64_t in, int64_t out, bool ac) {
+  RefTaps t;
+  for (int64_t d = 0; d < out; ++d) {
+    double s = ac ? (out > 1 ? d * double(in - 1) / (out - 1) : 0.0)
+                  : std::max((d + 0.5) * double(in) / out - 0.5, 0.0);
+    int64_t i0 = std::min<int64_t>(static_cast<int64_t>(std::floor(s)), in - 1);
+    double l = std::min(std::max(s - i0, 0.0), 1.0);
+    t.taps.push_back({{i0, 1 - l}, {std::min(i0 + 1, in - 1), l}});
+  }
+  return t;
+}
+
+RefTaps ref_cubic(int64_t in, int64_t out, bool ac) {
+  const double A = -0.75;
+  auto k = [A](double x) {
+    x = std::abs(x);
+    if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
+    if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+    return 0.0;
+  };
+  RefTaps t;
+  for (int64_t d = 0; d < out; ++d) {
+    double s = ac ? (out > 1 ? d * double(in - 1) / (out - 1) : 0.0) : (d + 0.5) * double(in) / out - 0.5;
+    int64_t i = static_cast<int64_t>(std::floor(s));
+    std::vector<std::pair<int64_t, double>> taps;
+    for (int64_t j = i - 1; j <= i + 2; ++j)
+      taps.push_back({std::min(std::max<int64_t>(j, 0), in - 1), k(s - j)});
+    t.taps.push_back(taps);
+  }
+  return t;
+}
+
+std::vector<double> ref_separable(const Tensor& x, const RefTaps& ty, const RefTaps& tx) {
+  const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  std::vector<double> out;
+  for (int64_t p = 0; p < nc; ++p)
+    for (const auto& rows : ty.taps)
+      for (const auto& cols : tx.taps) {
+        double acc = 0;
+        for (auto [iy, wy] : rows)
+          for (auto [ix, wx] : cols) acc += wy * wx * x[(p * h + iy) * w + ix];
+        out.push_back(acc);
+      }
+  return out;
+}
+
+TEST(CpuOps, UpsampleBilinearAndBicubic) {
+  Tensor x = random_tensor({1, 3, 5, 7}, 51);
+  const int64_t sizes[][2] = {{20, 28}, {9, 13}, {3, 4}, {1, 1}, {11, 6}};
+  for (bool ac : {false, true})
+    for (const auto& sz : sizes) {
+      const std::string tag = std::to_string(sz[0]) + "x" + std::to_string(sz[1]) +
+                              (ac ? " align_corners" : "");
+      expect_near_ref(be().upsample_bilinear(x, sz[0], sz[1], ac), {1, 3, sz[0], sz[1]},
+                      ref_separable(x, ref_linear(5, sz[0], ac), ref_linear(7, sz[1], ac)), 1e-6,
+                      "bilinear " + tag);
+      expect_near_ref(be().upsample_bicubic(x, sz[0], sz[1], ac), {1, 3, sz[0], sz[1]},
+                      ref_separable(x, ref_cubic(5, sz[0], ac), ref_cubic(7, sz[1], ac)),
+                      3e-6,  // float source coordinates (PyTorch's) vs double ones here
+                      "bicubic " + tag);
+    }
+}
+
+TEST(CpuOps, GridSample) {
+  const int64_t N = 2, C = 3, H = 5, W = 7, HO = 4, WO = 6;
+  Tensor x = random_tensor({N, C, H, W}, 52);
+  Tensor grid = random_tensor({N, HO, WO, 2}, 53, -1.3f, 1.3f);  // some samples outside
+  for (bool ac : {false, true})
+    for (GridSampleMode mode : {GridSampleMode::kBilinear, GridSampleMode::kNearest}) {
+      std::vector<double> ref(N * C * HO * WO);
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t i = 0; i < HO * WO; ++i) {
+          const double gx = grid[(b * HO * WO + i) * 2], gy = grid[(b * HO * WO + i) * 2 + 1];
+          const double px = ac ? (gx + 1) / 2 * (W - 1) : ((gx + 1) * W - 1) / 2;
+          const double py = ac ? (gy + 1) / 2 * (H - 1) : ((gy + 1) * H - 1) / 2;
+          auto value = [&](int64_t ch, int64_t yy, int64_t xx) {
+            return (yy < 0 || yy >= H || xx < 0 || xx >= W) ? 0.0
+                                                            : double(x[((b * C + ch) * H + yy) * W + xx]);
+          };
+          for (int64_t ch = 0; ch < C; ++ch) {
+            double v;
+            if (mode == GridSampleMode::kNearest) {
+              v = value(ch, static_cast<int64_t>(std::nearbyint(py)), static_cast<int64_t>(std::nearbyint(px)));
+            } else {
+              const int64_t x0 = static_cast<int64_t>(std::floor(px)), y0 = static_cast<int64_t>(std::floor(py));
+              const double fx = px - x0, fy = py - y0;
+              v = value(ch, y0, x0) * (1 - fx) * (1 - fy) + value(ch, y0, x0 + 1) * fx * (1 - fy) +
+                  value(ch, y0 + 1, x0) * (1 - fx) * fy + value(ch, y0 + 1, x0 + 1) * fx * fy;
+            }
+            ref[(b * C + ch) * HO * WO + i] = v;
+          }
+        }
+      expect_near_ref(be().grid_sample(x, grid, mode, ac), {N, C, HO, WO}, ref, 1e-6,
+                      std::string("grid_sample ") + (mode == GridSampleMode::kNearest ? "nearest" : "bilinear") +
+                          (ac ? " align_corners" : ""));
+    }
+}
+
+TEST(CpuOps, AvgPool2d) {
+  Tensor x = random_tensor({1, 2, 9, 11}, 54);
+  for (int k : {2, 4, 3})
+    for (int s : {k, 2}) {
+      const int64_t ho = (9 - k) / s + 1, wo = (11 - k) / s + 1;
+      std::vector<double> ref;
+      for (int64_t p = 0; p < 2; ++p)
+        for (int64_t y = 0; y < ho; ++y)
+          for (int64_t xo = 0; xo < wo; ++xo) {
+            double acc = 0;
+            for (int ky = 0; ky < k; ++ky)
+              for (int kx = 0; kx < k; ++kx) acc += x[(p * 9 + y * s + ky) * 11 + xo * s + kx];
+            ref.push_back(acc / (k * k));
+          }
+      expect_near_ref(be().avg_pool2d(x, k, s), {1, 2, ho, wo}, ref, 1e-6,
+                      "avg_pool k" + std::to_string(k) + " s" + std::to_string(s));
+    }
+}
+
+TEST(CpuOps, CorrelationVolume) {
+  const int64_t N = 2, C = 9, H = 3, W = 5, HW = 15;
+  Tensor f1 = random_tensor({N, C, H, W}, 55), f2 = random_tensor({N, C, H, W}, 56);
+  std::vector<double> ref;
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t i = 0; i < HW; ++i)
+      for (int64_t j = 0; j < HW; ++j) {
+        double acc = 0;
+        for (int64_t c = 0; c < C; ++c)
+          acc += static_cast<double>(f1[(b * C + c) * HW + i]) * f2[(b * C + c) * HW + j];
+        ref.push_back(acc / std::sqrt(double(C)));
+      }
+  expect_near_ref(be().correlation_volume(f1, f2), {N * HW, 1, H, W}, ref, 1e-6, "correlation");
+}
+
 }  // namespace
 }  // namespace sdvsr
