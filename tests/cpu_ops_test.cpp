@@ -183,6 +183,12 @@ TEST(CpuOps, Attention) {
     auto ref = naive_attention(q, k, v, 3, 0.5, false);
     expect_near_ref(be().attention(q, k, v, 3, 0.5f, false), {2, 300, 12}, ref, 1e-6, "attention");
   }
+  {  // long keys: the queries are processed in several score blocks
+    Tensor q = random_tensor({1, 300, 4}, 30), k = random_tensor({1, 30000, 4}, 31),
+           v = random_tensor({1, 30000, 4}, 32);
+    auto ref = naive_attention(q, k, v, 1, 2.0, false);
+    expect_near_ref(be().attention(q, k, v, 1, 2.f, false), {1, 300, 4}, ref, 1e-6, "blocked");
+  }
   {  // causal self-attention (CLIP)
     Tensor q = random_tensor({1, 11, 8}, 9), k = random_tensor({1, 11, 8}, 10),
            v = random_tensor({1, 11, 8}, 11);

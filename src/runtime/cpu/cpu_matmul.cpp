@@ -83,7 +83,12 @@ void softmax_row(float* row, int64_t n) {
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
-constexpr int64_t kQueryBlock = 256;  // bounds the score buffer to 256 x Lk per head
+// Queries per score block: as many as fit 8M scores (32 MB; larger blocks keep
+// sgemm efficient), at least 256, so memory stays bounded for long sequences.
+int64_t query_block(int64_t lq, int64_t lk) {
+  const int64_t fit = (int64_t{8} << 20) / std::max<int64_t>(lk, 1);
+  return std::min(lq, std::max<int64_t>(256, fit));
+}
 }  // namespace
 
 Tensor CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
@@ -97,7 +102,8 @@ Tensor CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   const int64_t batch = q.size(0), lq = q.size(1), lk = k.size(1), width = q.size(2);
   const int64_t d = width / heads;
   Tensor out = Tensor::uninitialized({batch, lq, width});
-  std::vector<float> scores(static_cast<size_t>(std::min(lq, kQueryBlock) * lk));
+  const int64_t block = std::max<int64_t>(query_block(lq, lk), 1);
+  std::vector<float> scores(static_cast<size_t>(block * lk));
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
       // Head h is the column block [h*d, (h+1)*d) of every row: strided views, no copies.
@@ -105,8 +111,8 @@ Tensor CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, 
       const float* kh = k.data() + b * lk * width + h * d;
       const float* vh = v.data() + b * lk * width + h * d;
       float* oh = out.data() + b * lq * width + h * d;
-      for (int64_t i0 = 0; i0 < lq; i0 += kQueryBlock) {
-        const int64_t rows = std::min(kQueryBlock, lq - i0);
+      for (int64_t i0 = 0; i0 < lq; i0 += block) {
+        const int64_t rows = std::min(block, lq - i0);
         float* s = scores.data();
         cpu::sgemm(false, true, rows, lk, d, scale, qh + i0 * width, width, kh, width, 0.f, s,
                    lk, "attention");
