@@ -85,7 +85,13 @@ TEST(CpuOps, Conv2d) {
   asym.stride_w = 2;
   asym.pad_h = 0;
   asym.pad_w = 2;
+  Conv2dParams conv1d = params(1, 0, 1, 1);  // Conv1d(k3, p1) as a 1-row conv2d
+  conv1d.pad_w = 1;
+  Conv2dParams row5 = params(1, 0, 1, 1);  // RAFT's separable (1x5) GRU convs
+  row5.pad_w = 2;
   std::vector<ConvCase> cases = {
+      {1, 8, 1, 37, 8, 1, 3, conv1d, true},
+      {1, 6, 4, 9, 5, 1, 5, row5, true},
       {2, 3, 7, 9, 5, 3, 3, params(1, 1, 1, 1), true},
       {1, 4, 9, 9, 6, 3, 3, params(2, 1, 1, 2), true},     // stride 2 on odd size, groups
       {1, 6, 9, 11, 6, 3, 3, params(1, 0, 2, 3), false},   // dilation, groups
