@@ -10,6 +10,7 @@
 
 #include "golden.h"
 #include "models/raft.h"
+#include "models/raft_corr.h"
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_raft_lookup.h"
 #include "weights/weight_store.h"
@@ -55,6 +56,20 @@ TEST(RaftGolden, EveryFlowUpdate) {
   Tensor last = raft->flow(golden->tensor("image1"), golden->tensor("image2"));
   report("flow", last, golden->tensor("flow"));
   EXPECT_CLOSE(last, golden->tensor("flow"));
+}
+
+// On-the-fly correlations (large frames) against the same golden flows.
+TEST(RaftGolden, EveryFlowUpdateCorrelationOnTheFly) {
+  auto golden = test::open_case("raft.safetensors");
+  auto raft = load_tiny_raft();
+  raft->set_max_corr_volume_bytes(0);
+  std::vector<Tensor> flows = raft->forward(golden->tensor("image1"), golden->tensor("image2"));
+  ASSERT_EQ(flows.size(), 12u);
+  for (size_t i = 0; i < flows.size(); ++i) {
+    const Tensor ref = golden->tensor("flow_iter." + std::to_string(i));
+    report("on-the-fly iter." + std::to_string(i), flows[i], ref);
+    EXPECT_CLOSE(flows[i], ref) << "iteration " << i;
+  }
 }
 
 // The pipeline's calls: flow[k-1] = RAFT(upscaled[k], upscaled[k-1]), stored NHWC.
@@ -132,6 +147,25 @@ TEST(RaftLookup, MatchesNaiveBilinear) {
   EXPECT_LT(worst, 1e-5);
 }
 
+// Materialised pyramid vs on-the-fly correlations, with out-of-range centroids,
+// a height-1 last level (6x10 -> 3x5 -> 1x2) and odd sizes.
+TEST(RaftLookup, OnTheFlyMatchesMaterialised) {
+  Backend& be = cpu_backend();
+  const int64_t N = 2, C = 20, h = 6, w = 10;
+  const Tensor fmap1 = random_tensor({N, C, h, w}, -1, 1, 21);
+  const Tensor fmap2 = random_tensor({N, C, h, w}, -1, 1, 22);
+  const Tensor coords = random_tensor({N, 2, h, w}, -4, 13, 23);
+  raft::CorrPyramid volume(be, fmap1, fmap2, 3, 4, int64_t{1} << 40);
+  raft::CorrPyramid direct(be, fmap1, fmap2, 3, 4, 0);
+  ASSERT_TRUE(volume.materialised());
+  ASSERT_FALSE(direct.materialised());
+  const Tensor a = volume.lookup(coords), b = direct.lookup(coords);
+  ASSERT_EQ(a.shape(), b.shape());
+  double worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  EXPECT_LT(worst, 1e-5);
+}
+
 // A width-1 level: torchvision divides by w - 1 = 0, so that level is NaN everywhere.
 TEST(RaftLookup, WidthOneLevelIsNaN) {
   std::vector<Tensor> pyramid = {random_tensor({4, 1, 2, 2}, -1, 1, 1),
@@ -193,6 +227,9 @@ TEST(RaftGolden, SmallSizesPolicy) {
   // 64x64: level 3 is 1x1, torchvision's flow is NaN everywhere.
   std::vector<Tensor> nan_flows = raft->forward(crop(image1, 64, 64), crop(image2, 64, 64));
   EXPECT_TRUE(std::isnan(nan_flows.back()[0]));
+  raft->set_max_corr_volume_bytes(0);
+  EXPECT_TRUE(std::isnan(raft->forward(crop(image1, 64, 64), crop(image2, 64, 64)).back()[0]));
+  raft->set_max_corr_volume_bytes(Raft::kDefaultMaxCorrVolumeBytes);
   // flow() = the padded run, cropped.
   Tensor small = raft->flow(crop(image1, 48, 64), crop(image2, 48, 64));
   ASSERT_EQ(small.shape(), (Shape{1, 2, 48, 64}));

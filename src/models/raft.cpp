@@ -110,7 +110,8 @@ std::vector<Tensor> Raft::run(const Tensor& image1, const Tensor& image2, bool e
   Tensor fmap1 = features(image1);
   if (fmap1.size(2) != h || fmap1.size(3) != w)
     throw std::runtime_error("RAFT: the feature encoder did not downsample by 8");
-  raft::CorrPyramid pyramid(be_, fmap1, fmap2, cfg_.corr_levels, cfg_.corr_radius);
+  raft::CorrPyramid pyramid(be_, fmap1, fmap2, cfg_.corr_levels, cfg_.corr_radius,
+                            max_corr_volume_bytes_);
 
   // Context split: the first hidden_size channels start the GRU state, the rest is context.
   Tensor ctx = context_encoder_->forward(be_, image1);

@@ -3,6 +3,7 @@
 // model(image1 = current upscaled frame, image2 = previous one), images in
 // [-1, 1], flow [N, 2, H, W] in pixels (channel 0 = x, 1 = y) such that pixel
 // (x, y) of image1 matches (x + u, y + v) of image2.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,11 @@ class Raft {
   Tensor flow(const Tensor& image1, const Tensor& image2);
 
   int num_flow_updates() const { return num_flow_updates_; }
+  // Above this size of the level-0 correlation volume (N*(H/8*W/8)^2 floats) the
+  // correlations are computed on the fly instead of materialised (same math,
+  // summation order differs at ~1e-7). 0 = always on the fly.
+  void set_max_corr_volume_bytes(int64_t bytes) { max_corr_volume_bytes_ = bytes; }
+  static constexpr int64_t kDefaultMaxCorrVolumeBytes = int64_t{256} << 20;
   const raft::RaftConfig& config() const { return cfg_; }
 
  private:
@@ -54,6 +60,7 @@ class Raft {
   std::unique_ptr<raft::FeatureEncoder> feature_encoder_, context_encoder_;
   std::unique_ptr<raft::UpdateBlock> update_block_;
   std::unique_ptr<raft::MaskPredictor> mask_predictor_;
+  int64_t max_corr_volume_bytes_ = kDefaultMaxCorrVolumeBytes;
   Tensor cached_image_, cached_fmap_;
 };
 

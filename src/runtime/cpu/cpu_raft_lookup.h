@@ -15,6 +15,15 @@ namespace sdvsr::cpu {
 // unnormalised, so row 0 is read) and NaN for a width-1 level.
 Tensor raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords, int radius);
 
+// The same lookup without the materialised volume (exact in math: every step
+// from the feature maps to the lookup is linear in fmap2). fmap1: [N, h, w, C]
+// channels-last; fmap2_levels[l]: [N, h_l, w_l, C], fmap2 average-pooled 2x2 l
+// times. Each needed correlation is the dot product <fmap1[i], fmap2_l[j]> / sqrt(C),
+// computed for the at most (2r+2)^2 integer taps of a window; sampling positions
+// and weights follow raft_corr_lookup exactly, only the summation order differs.
+Tensor raft_corr_lookup_direct(const Tensor& fmap1, const std::vector<Tensor>& fmap2_levels,
+                               const Tensor& coords, int radius);
+
 // flow [N, 2, h, w], mask [N, 9*f*f, h, w] (already scaled) -> [N, 2, f*h, f*w]:
 // softmax over the 9 neighbours, weights applied to f * flow's zero-padded 3x3
 // neighbourhood (torchvision _utils.upsample_flow with up_mask, f = 8).
