@@ -20,6 +20,7 @@ class UpdateBlock;
 class MaskPredictor;
 }  // namespace raft
 
+// Not thread-safe: it keeps a one-entry feature cache between calls.
 class Raft {
  public:
   // A torchvision state_dict (.pth, zip) or the same keys in a .safetensors file.
