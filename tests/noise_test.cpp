@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "pipeline/noise.h"
 
@@ -42,6 +43,10 @@ TEST(Noise, ElementsFollowTheDocumentedMapping) {
   // An odd element count ends inside a block; leading elements do not depend on the shape.
   const Tensor small = gaussian_noise({7}, seed, stream);
   for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(small[i], t[i]);
+  // Filling piecewise from any offset gives the same elements.
+  std::vector<float> piece(23);
+  gaussian_fill(piece.data(), 23, 37, seed, stream);
+  for (int64_t j = 0; j < 23; ++j) EXPECT_EQ(piece[j], t[37 + j]) << j;
   // Streams and seeds give different noise.
   EXPECT_NE(gaussian_noise({4}, seed, stream + 1)[0], t[0]);
   EXPECT_NE(gaussian_noise({4}, seed + 1, stream)[0], t[0]);

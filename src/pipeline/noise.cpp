@@ -45,24 +45,31 @@ PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) {
   return counter;
 }
 
-Tensor gaussian_noise(const Shape& shape, uint64_t seed, uint64_t stream) {
-  Tensor t = Tensor::uninitialized(shape);
-  float* out = t.data();
-  const int64_t n = t.numel();
-  const int64_t blocks = (n + 3) / 4;
+void gaussian_fill(float* out, int64_t count, uint64_t first, uint64_t seed, uint64_t stream) {
+  if (count <= 0) return;
   const PhiloxKey key = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
   const uint32_t s_lo = static_cast<uint32_t>(stream), s_hi = static_cast<uint32_t>(stream >> 32);
-#pragma omp parallel for schedule(static) if (blocks > 4096)
-  for (int64_t b = 0; b < blocks; ++b) {
+  const uint64_t end = first + static_cast<uint64_t>(count);
+  const int64_t first_block = static_cast<int64_t>(first / 4);
+  const int64_t last_block = static_cast<int64_t>((end - 1) / 4);
+#pragma omp parallel for schedule(static) if (last_block - first_block > 4096)
+  for (int64_t b = first_block; b <= last_block; ++b) {
     const uint64_t ub = static_cast<uint64_t>(b);
     const PhiloxCounter w =
         philox4x32_10({static_cast<uint32_t>(ub), static_cast<uint32_t>(ub >> 32), s_lo, s_hi}, key);
     float z[4];
     box_muller(w[0], w[1], z[0], z[1]);
     box_muller(w[2], w[3], z[2], z[3]);
-    const int64_t base = b * 4;
-    for (int64_t j = 0; j < 4 && base + j < n; ++j) out[base + j] = z[j];
+    for (uint64_t j = 0; j < 4; ++j) {
+      const uint64_t e = ub * 4 + j;  // element index within the stream
+      if (e >= first && e < end) out[e - first] = z[j];
+    }
   }
+}
+
+Tensor gaussian_noise(const Shape& shape, uint64_t seed, uint64_t stream) {
+  Tensor t = Tensor::uninitialized(shape);
+  gaussian_fill(t.data(), t.numel(), 0, seed, stream);
   return t;
 }
 

@@ -35,4 +35,8 @@ PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key);
 // N(0, 1) float32 noise of the given shape, element values as documented above.
 Tensor gaussian_noise(const Shape& shape, uint64_t seed, uint64_t stream);
 
+// The same sequence written piecewise: out[j] = element (first + j) of the
+// stream, for j < count (for filling tensors too large to hold twice).
+void gaussian_fill(float* out, int64_t count, uint64_t first, uint64_t seed, uint64_t stream);
+
 }  // namespace sdvsr
