@@ -17,7 +17,7 @@ StreamSession::StreamSession(const ModelBundle& models, Backend& be, StreamOptio
   timesteps_ = scheduler_.timesteps();
 }
 
-Tensor StreamSession::upscale(const Tensor& lr) const { return bicubic_upscale_x4(be_, lr); }
+Tensor StreamSession::upscale(const Tensor& lr) const { return bicubic_upscale(be_, lr); }
 
 Tensor StreamSession::flow(const Tensor& up_current, const Tensor& up_previous) const {
   Tensor f = models_.raft->flow(up_current, up_previous);  // [1, 2, H, W]
