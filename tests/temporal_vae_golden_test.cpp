@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
@@ -25,6 +26,14 @@ std::unique_ptr<TemporalAutoencoderTiny> load_tiny_vae() {
   return TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), cpu_backend());
 }
 
+// EXPECT_CLOSE, and the measured closeness on stdout for the record.
+void expect_close_logged(const Tensor& out, const Tensor& ref, const std::string& what) {
+  EXPECT_CLOSE(out, ref) << what;
+  const test::Closeness c = test::compare(out, ref);
+  std::printf("[ temporal_vae ] %-40s rel_l2 %.3g  max_abs %.3g  (max|ref| %.3g)\n", what.c_str(),
+              c.rel_l2, c.max_abs, c.max_ref);
+}
+
 // Deterministic small random tensors for every key/shape of a synthetic store.
 std::map<std::string, Tensor> random_tensors(const std::map<std::string, Shape>& shapes,
                                              uint32_t seed) {
@@ -42,7 +51,8 @@ std::map<std::string, Tensor> random_tensors(const std::map<std::string, Shape>&
 TEST(TemporalVaeGolden, EncodeLatents) {
   auto vae = load_tiny_vae();
   auto g = test::open_case("temporal_vae.safetensors");
-  EXPECT_CLOSE(vae->encode(g->tensor("encode.input")), g->tensor("encode.latents"));
+  expect_close_logged(vae->encode(g->tensor("encode.input")), g->tensor("encode.latents"),
+                      "encode.latents");
 }
 
 TEST(TemporalVaeGolden, EncoderBlockFeaturesOnRawInput) {
@@ -52,8 +62,8 @@ TEST(TemporalVaeGolden, EncoderBlockFeaturesOnRawInput) {
   std::vector<Tensor> feats = vae->encoder_block_features(input);
   ASSERT_EQ(feats.size(), 7u);
   for (size_t i = 0; i < feats.size(); ++i) {
-    SCOPED_TRACE("features." + std::to_string(i));
-    EXPECT_CLOSE(feats[i], g->tensor("features." + std::to_string(i)));
+    const std::string key = "features." + std::to_string(i);
+    expect_close_logged(feats[i], g->tensor(key), key);
   }
   // temporal_features is the same list, deepest first.
   std::vector<Tensor> rev = vae->temporal_features(input);
@@ -67,7 +77,8 @@ TEST(TemporalVaeGolden, EncoderBlockFeaturesOnRawInput) {
 TEST(TemporalVaeGolden, DecodeWithoutTemporalFeatures) {
   auto vae = load_tiny_vae();
   auto g = test::open_case("temporal_vae.safetensors");
-  EXPECT_CLOSE(vae->decode(g->tensor("decode.input"), nullptr), g->tensor("decode.output"));
+  expect_close_logged(vae->decode(g->tensor("decode.input"), nullptr), g->tensor("decode.output"),
+                      "decode.output");
 }
 
 TEST(TemporalVaeGolden, DecodeWithTemporalFeatures) {
@@ -78,10 +89,10 @@ TEST(TemporalVaeGolden, DecodeWithTemporalFeatures) {
   // The golden features reversed (upstream: features[::-1]) ...
   std::vector<Tensor> golden_feats;
   for (int i = 6; i >= 0; --i) golden_feats.push_back(g->tensor("features." + std::to_string(i)));
-  EXPECT_CLOSE(vae->decode(z, &golden_feats), ref);
+  expect_close_logged(vae->decode(z, &golden_feats), ref, "decode_temporal.output (golden feats)");
   // ... and the features this port computes.
   std::vector<Tensor> own = vae->temporal_features(g->tensor("features.input"));
-  EXPECT_CLOSE(vae->decode(z, &own), ref);
+  expect_close_logged(vae->decode(z, &own), ref, "decode_temporal.output (own feats)");
   // Stateless: a plain decode afterwards is unaffected by the temporal one.
   EXPECT_CLOSE(vae->decode(z, nullptr), g->tensor("decode.output"));
 }
@@ -99,13 +110,13 @@ void check_e2e_decodes(const std::string& file) {
     while (g->has(f + "step" + std::to_string(last + 1) + ".latents_next")) ++last;
     Tensor z = g->tensor(f + "step" + std::to_string(last) + ".latents_next");
     ASSERT_EQ(vae->scaling_factor(), 1.0);  // the tiny model: decode(latents / 1.0)
-    SCOPED_TRACE(file + " " + f + "decoded");
+    const std::string what = file.substr(0, file.find('.')) + " " + f + "decoded";
     if (k == 0) {
       ASSERT_FALSE(g->has(f + "warped_prev"));
-      EXPECT_CLOSE(vae->decode(z, nullptr), g->tensor(f + "decoded"));
+      expect_close_logged(vae->decode(z, nullptr), g->tensor(f + "decoded"), what);
     } else {
       std::vector<Tensor> feats = vae->temporal_features(g->tensor(f + "warped_prev"));
-      EXPECT_CLOSE(vae->decode(z, &feats), g->tensor(f + "decoded"));
+      expect_close_logged(vae->decode(z, &feats), g->tensor(f + "decoded"), what);
     }
     ++frames;
   }

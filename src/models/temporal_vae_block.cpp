@@ -41,7 +41,7 @@ TemporalAutoencoderTinyBlock::TemporalAutoencoderTinyBlock(int64_t in_channels,
   if (in_channels != out_channels) skip_w_ = w.get("skip.weight", {c, in_channels, 1, 1});
   if (load_temporal) {
     has_temporal_ = true;
-    alpha_ = w.get("alpha", {}).data()[0];
+    alpha_ = w.get("alpha", {})[0];  // 0-dim parameter
     tp0_w_ = w.get("temporal_processor.0.weight", {c, c, 3}).reshape({c, c, 1, 3});
     tp0_b_ = w.get("temporal_processor.0.bias", {c});
     tp2_w_ = w.get("temporal_processor.2.weight", {c, c, 3}).reshape({c, c, 1, 3});
