@@ -2,6 +2,7 @@
 // sdvsr's command line: the original inference.py's flags plus our own.
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace sdvsr::cli {
