@@ -189,7 +189,10 @@ TEST(DdimScheduler, ZeroTerminalSnrRescale) {
 
 TEST(DdimScheduler, TrainedBetasAndClipSample) {
   std::string betas = "[";
-  for (int i = 0; i < 10; ++i) betas += (i ? "," : "") + std::to_string(0.05 + 0.01 * i);
+  for (int i = 0; i < 10; ++i) {
+    if (i) betas += ',';
+    betas += std::to_string(0.05 + 0.01 * i);
+  }
   betas += "]";
   DdimScheduler s = DdimScheduler::from_config(config_of(
       R"({"num_train_timesteps": 10, "prediction_type": "sample", "clip_sample_range": 0.5,
