@@ -276,6 +276,10 @@ HttpReply FakeHub::handle(const HttpRequest& req) {
     nlohmann::json j;
     j["id"] = repo_id_;
     j["sha"] = commit_;
+    j["private"] = false;  // the fields huggingface_hub's ModelInfo requires
+    j["downloads"] = 0;
+    j["likes"] = 0;
+    j["tags"] = nlohmann::json::array();
     j["siblings"] = nlohmann::json::array();
     for (const auto& [path, f] : files_) j["siblings"].push_back({{"rfilename", path}});
     return HttpReply{200, {{"Content-Type", "application/json"}}, j.dump(), {}};

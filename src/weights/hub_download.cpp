@@ -225,7 +225,7 @@ std::optional<FetchedModel> cached_snapshot(const Session& s, const std::string&
   for (auto it = fs::recursive_directory_iterator(snap, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (it->is_directory()) continue;
-    m.files.push_back(fs::relative(it->path(), snap).generic_string());
+    m.files.push_back(it->path().lexically_relative(snap).generic_string());
   }
   std::sort(m.files.begin(), m.files.end());
   for (const char* folder : kRequiredFolders) {
