@@ -7,5 +7,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++-12 cmake ninja-build pkg-config \
-  libdnnl-dev libomp-dev nlohmann-json3-dev libzip-dev libpng-dev \
+  libdnnl-dev libomp-dev nlohmann-json3-dev libzip-dev zipcmp zipmerge ziptool libpng-dev \
   libcli11-dev libgtest-dev libgmock-dev >/dev/null

@@ -1,0 +1,70 @@
+#pragma once
+// The CPU backend: oneDNN for convolutions and matrix products, OpenMP loops
+// for everything else. One method family per file (cpu_conv.cpp, cpu_matmul.cpp,
+// cpu_norm.cpp, cpu_elementwise.cpp, cpu_resample.cpp, cpu_raft.cpp).
+#include <string>
+#include <vector>
+
+#include "runtime/backend.h"
+
+namespace sdvsr {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  void set_threads(int n) override;
+  int threads() const override;
+
+  Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                const Conv2dParams& p) override;
+  Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) override;
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                   bool causal) override;
+
+  Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                    float eps) override;
+  Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,
+                    float eps) override;
+  Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                    const Tensor* gamma, const Tensor* beta, float eps) override;
+  Tensor instance_norm(const Tensor& x, float eps) override;
+  Tensor softmax(const Tensor& x) override;
+
+  Tensor activation(const Tensor& x, Activation a) override;
+  Tensor add(const Tensor& a, const Tensor& b) override;
+  Tensor sub(const Tensor& a, const Tensor& b) override;
+  Tensor mul(const Tensor& a, const Tensor& b) override;
+  Tensor scale(const Tensor& x, float s) override;
+  Tensor add_scalar(const Tensor& x, float s) override;
+  Tensor add_channel_bias(const Tensor& x, const Tensor& b) override;
+  Tensor clamp(const Tensor& x, float lo, float hi) override;
+  Tensor concat(const std::vector<Tensor>& xs, int dim) override;
+  Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) override;
+  Tensor nchw_to_tokens(const Tensor& x) override;
+  Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) override;
+  Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
+
+  Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) override;
+  Tensor upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
+                           bool align_corners) override;
+  Tensor upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
+                          bool align_corners) override;
+  Tensor grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                     bool align_corners) override;
+  Tensor avg_pool2d(const Tensor& x, int kernel, int stride) override;
+
+  Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) override;
+};
+
+namespace cpu {
+// Row-major C[M, N] = alpha * op(A) op(B) + beta * C through dnnl_sgemm;
+// throws std::runtime_error naming `what` on failure.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc, const char* what);
+// Throws std::runtime_error("<op>: <message>") unless `ok`.
+void check(bool ok, const char* op, const std::string& message);
+}  // namespace cpu
+
+}  // namespace sdvsr

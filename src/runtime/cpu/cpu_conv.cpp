@@ -1,0 +1,136 @@
+// conv2d through oneDNN. Primitive descriptors are cached per shape; inputs
+// and outputs are reordered between PyTorch's plain layouts and whatever
+// blocked layout oneDNN picks for speed.
+#include <dnnl.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+#include "runtime/cpu/cpu_backend.h"
+
+namespace sdvsr {
+namespace {
+
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// Everything that determines the primitive.
+using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t,  // N C H W
+                           int64_t, int64_t, int64_t,            // O kh kw
+                           int, int, int, int, int, int, int, bool>;
+
+struct ConvEntry {
+  dnnl::memory::desc user_src, user_weights, user_bias, user_dst;
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+};
+
+std::mutex g_conv_mutex;
+std::map<ConvKey, std::shared_ptr<const ConvEntry>> g_conv_cache;
+
+std::shared_ptr<const ConvEntry> make_entry(int64_t n, int64_t c, int64_t h, int64_t w,
+                                            int64_t o, int64_t kh, int64_t kw, int64_t ho,
+                                            int64_t wo, const Conv2dParams& p, bool has_bias) {
+  auto e = std::make_shared<ConvEntry>();
+  e->user_src = dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nchw);
+  if (p.groups == 1) {
+    e->user_weights = dnnl::memory::desc({o, c, kh, kw}, dt::f32, tag::oihw);
+  } else {
+    e->user_weights = dnnl::memory::desc({p.groups, o / p.groups, c / p.groups, kh, kw},
+                                         dt::f32, tag::goihw);
+  }
+  e->user_bias = dnnl::memory::desc({o}, dt::f32, tag::x);
+  e->user_dst = dnnl::memory::desc({n, o, ho, wo}, dt::f32, tag::nchw);
+
+  dnnl::memory::desc any_src({n, c, h, w}, dt::f32, tag::any);
+  dnnl::memory::desc any_dst({n, o, ho, wo}, dt::f32, tag::any);
+  dnnl::memory::desc any_weights(e->user_weights.dims(), dt::f32, tag::any);
+  // oneDNN counts dilation from 0; the right padding makes its integer-division
+  // output size agree with PyTorch's floor.
+  dnnl::memory::dims strides = {p.stride_h, p.stride_w};
+  dnnl::memory::dims dilates = {p.dilation_h - 1, p.dilation_w - 1};
+  dnnl::memory::dims pad_l = {p.pad_h, p.pad_w};
+  dnnl::memory::dims pad_r = {p.pad_h, p.pad_w};
+  auto desc = has_bias
+                  ? dnnl::convolution_forward::desc(
+                        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                        any_src, any_weights, e->user_bias, any_dst, strides, dilates, pad_l,
+                        pad_r)
+                  : dnnl::convolution_forward::desc(
+                        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                        any_src, any_weights, any_dst, strides, dilates, pad_l, pad_r);
+  e->pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+  e->prim = dnnl::convolution_forward(e->pd);
+  return e;
+}
+
+// Wraps `user` memory, reordered into `wanted` when the layouts differ.
+dnnl::memory as_layout(const dnnl::memory& user, const dnnl::memory::desc& wanted,
+                       dnnl::stream& s) {
+  if (user.get_desc() == wanted) return user;
+  dnnl::memory m(wanted, cpu_engine());
+  dnnl::reorder(user, m).execute(s, const_cast<dnnl::memory&>(user), m);
+  return m;
+}
+
+}  // namespace
+
+Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                          const Conv2dParams& p) {
+  cpu::check(x.dim() == 4 && weight.dim() == 4, "conv2d",
+             "x " + shape_str(x.shape()) + " and weight " + shape_str(weight.shape()) +
+                 " must be 4-D");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t o = weight.size(0), kh = weight.size(2), kw = weight.size(3);
+  cpu::check(p.groups >= 1 && c % p.groups == 0 && o % p.groups == 0 &&
+                 weight.size(1) == c / p.groups,
+             "conv2d",
+             "weight " + shape_str(weight.shape()) + " does not fit x " + shape_str(x.shape()) +
+                 " with groups " + std::to_string(p.groups));
+  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == o), "conv2d",
+             "bias shape does not match weight " + shape_str(weight.shape()));
+  const int64_t ho = (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
+  const int64_t wo = (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
+  cpu::check(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x.shape()));
+
+  ConvKey key{n, c, h, w, o, kh, kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+              p.dilation_h, p.dilation_w, p.groups, bias != nullptr};
+  std::shared_ptr<const ConvEntry> e;
+  {
+    std::lock_guard<std::mutex> lock(g_conv_mutex);
+    auto it = g_conv_cache.find(key);
+    if (it == g_conv_cache.end())
+      it = g_conv_cache.emplace(key, make_entry(n, c, h, w, o, kh, kw, ho, wo, p, bias)).first;
+    e = it->second;
+  }
+
+  Tensor out = Tensor::uninitialized({n, o, ho, wo});
+  dnnl::stream s(cpu_engine());
+  dnnl::memory user_src(e->user_src, cpu_engine(), const_cast<float*>(x.data()));
+  dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
+  dnnl::memory user_dst(e->user_dst, cpu_engine(), out.data());
+  dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
+  dnnl::memory wts = as_layout(user_w, e->pd.weights_desc(), s);
+  const bool direct_dst = e->pd.dst_desc() == e->user_dst;
+  dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e->pd.dst_desc(), cpu_engine());
+
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
+  if (bias)
+    args.emplace(DNNL_ARG_BIAS,
+                 dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
+  e->prim.execute(s, args);
+  if (!direct_dst) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
+  s.wait();
+  return out;
+}
+
+}  // namespace sdvsr

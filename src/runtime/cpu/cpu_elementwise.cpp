@@ -1,0 +1,240 @@
+// Activations, pointwise arithmetic and layout moves (concat, slice, permute).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/cpu/cpu_backend.h"
+
+namespace sdvsr {
+namespace {
+
+template <typename F>
+Tensor map_unary(const Tensor& x, F f) {
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* s = x.data();
+  float* d = out.data();
+  const int64_t n = x.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) d[i] = f(s[i]);
+  return out;
+}
+
+template <typename F>
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+  cpu::check(a.shape() == b.shape(), op,
+             "shapes differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+  Tensor out = Tensor::uninitialized(a.shape());
+  const float* sa = a.data();
+  const float* sb = b.data();
+  float* d = out.data();
+  const int64_t n = a.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) d[i] = f(sa[i], sb[i]);
+  return out;
+}
+
+int normalise_dim(int dim, int64_t rank, const char* op) {
+  const int64_t d = dim < 0 ? dim + rank : dim;
+  cpu::check(d >= 0 && d < rank, op,
+             "dim " + std::to_string(dim) + " out of range for rank " + std::to_string(rank));
+  return static_cast<int>(d);
+}
+
+float sigmoid(float v) { return 1.f / (1.f + std::exp(-v)); }
+
+}  // namespace
+
+Tensor CpuBackend::activation(const Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::kNone:
+      return x.clone();
+    case Activation::kSiLU:
+      return map_unary(x, [](float v) { return v / (1.f + std::exp(-v)); });
+    case Activation::kGELU:  // exact erf form
+      return map_unary(x, [](float v) {
+        return v * 0.5f * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
+      });
+    case Activation::kGELUTanh:
+      return map_unary(x, [](float v) {
+        const float k = static_cast<float>(M_2_SQRTPI * M_SQRT1_2);  // sqrt(2/pi)
+        const float inner = k * (v + 0.044715f * v * v * v);
+        return 0.5f * v * (1.f + std::tanh(inner));
+      });
+    case Activation::kQuickGELU:
+      return map_unary(x, [](float v) { return v * sigmoid(1.702f * v); });
+    case Activation::kReLU:
+      return map_unary(x, [](float v) { return v > 0.f ? v : (std::isnan(v) ? v : 0.f); });
+    case Activation::kTanh:
+      return map_unary(x, [](float v) { return std::tanh(v); });
+    case Activation::kSigmoid:
+      return map_unary(x, sigmoid);
+  }
+  cpu::check(false, "activation", "unknown activation");
+  return {};
+}
+
+Tensor CpuBackend::add(const Tensor& a, const Tensor& b) {
+  return map_binary(a, b, "add", [](float u, float v) { return u + v; });
+}
+Tensor CpuBackend::sub(const Tensor& a, const Tensor& b) {
+  return map_binary(a, b, "sub", [](float u, float v) { return u - v; });
+}
+Tensor CpuBackend::mul(const Tensor& a, const Tensor& b) {
+  return map_binary(a, b, "mul", [](float u, float v) { return u * v; });
+}
+Tensor CpuBackend::scale(const Tensor& x, float s) {
+  return map_unary(x, [s](float v) { return v * s; });
+}
+Tensor CpuBackend::add_scalar(const Tensor& x, float s) {
+  return map_unary(x, [s](float v) { return v + s; });
+}
+Tensor CpuBackend::clamp(const Tensor& x, float lo, float hi) {
+  return map_unary(x, [lo, hi](float v) { return std::isnan(v) ? v : std::min(std::max(v, lo), hi); });
+}
+
+Tensor CpuBackend::add_channel_bias(const Tensor& x, const Tensor& b) {
+  cpu::check(x.dim() == 4 && b.dim() == 2 && b.size(0) == x.size(0) && b.size(1) == x.size(1),
+             "add_channel_bias",
+             "x " + shape_str(x.shape()) + " and bias " + shape_str(b.shape()) +
+                 " must be [N, C, H, W] and [N, C]");
+  const int64_t nc = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* s = x.data();
+  const float* bv = b.data();
+  float* d = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < nc; ++i)
+    for (int64_t j = 0; j < hw; ++j) d[i * hw + j] = s[i * hw + j] + bv[i];
+  return out;
+}
+
+Tensor CpuBackend::concat(const std::vector<Tensor>& xs, int dim) {
+  cpu::check(!xs.empty(), "concat", "no tensors to concatenate");
+  const int64_t rank = xs[0].dim();
+  const int d = normalise_dim(dim, rank, "concat");
+  Shape out_shape = xs[0].shape();
+  out_shape[d] = 0;
+  for (const Tensor& t : xs) {
+    bool fits = t.dim() == rank;
+    for (int64_t i = 0; fits && i < rank; ++i)
+      fits = i == d || t.size(i) == xs[0].size(i);
+    cpu::check(fits, "concat",
+               "shape " + shape_str(t.shape()) + " does not fit " + shape_str(xs[0].shape()) +
+                   " along dim " + std::to_string(d));
+    out_shape[d] += t.size(d);
+  }
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < d; ++i) outer *= out_shape[i];
+  for (int64_t i = d + 1; i < rank; ++i) inner *= out_shape[i];
+  Tensor out = Tensor::uninitialized(out_shape);
+  const int64_t out_row = out_shape[d] * inner;
+  int64_t offset = 0;
+  for (const Tensor& t : xs) {
+    const int64_t row = t.size(d) * inner;
+    const float* s = t.data();
+    float* o = out.data() + offset;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < outer; ++i)
+      std::memcpy(o + i * out_row, s + i * row, static_cast<size_t>(row) * sizeof(float));
+    offset += row;
+  }
+  return out;
+}
+
+Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end) {
+  const int d = normalise_dim(dim, x.dim(), "slice");
+  const int64_t n = x.size(d);
+  cpu::check(0 <= start && start <= end && end <= n, "slice",
+             "range [" + std::to_string(start) + ", " + std::to_string(end) +
+                 ") out of bounds for size " + std::to_string(n) + " of " + shape_str(x.shape()));
+  Shape out_shape = x.shape();
+  out_shape[d] = end - start;
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  Tensor out = Tensor::uninitialized(out_shape);
+  const int64_t row = (end - start) * inner;
+  const float* s = x.data() + start * inner;
+  float* o = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < outer; ++i)
+    std::memcpy(o + i * row, s + i * n * inner, static_cast<size_t>(row) * sizeof(float));
+  return out;
+}
+
+namespace {
+// [B, R, C] -> [B, C, R], blocked for cache friendliness.
+Tensor transpose_last_two(const Tensor& x, int64_t b, int64_t r, int64_t c, Shape out_shape) {
+  Tensor out = Tensor::uninitialized(std::move(out_shape));
+  constexpr int64_t kBlock = 32;
+  const float* s = x.data();
+  float* d = out.data();
+  const int64_t rb = (r + kBlock - 1) / kBlock, cb = (c + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t blk = 0; blk < rb * cb; ++blk) {
+      const int64_t r0 = (blk / cb) * kBlock, c0 = (blk % cb) * kBlock;
+      const int64_t r1 = std::min(r, r0 + kBlock), c1 = std::min(c, c0 + kBlock);
+      const float* sb = s + bi * r * c;
+      float* db = d + bi * r * c;
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t j = c0; j < c1; ++j) db[j * r + i] = sb[i * c + j];
+    }
+  return out;
+}
+}  // namespace
+
+Tensor CpuBackend::nchw_to_tokens(const Tensor& x) {
+  cpu::check(x.dim() == 4, "nchw_to_tokens", "x " + shape_str(x.shape()) + " must be 4-D");
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  return transpose_last_two(x, n, c, hw, {n, hw, c});
+}
+
+Tensor CpuBackend::tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+  cpu::check(x.dim() == 3 && x.size(1) == h * w, "tokens_to_nchw",
+             "x " + shape_str(x.shape()) + " is not [N, " + std::to_string(h) + "*" +
+                 std::to_string(w) + ", C]");
+  const int64_t n = x.size(0), c = x.size(2);
+  return transpose_last_two(x, n, h * w, c, {n, c, h, w});
+}
+
+Tensor CpuBackend::permute(const Tensor& x, const std::vector<int>& perm) {
+  const int64_t rank = x.dim();
+  cpu::check(static_cast<int64_t>(perm.size()) == rank, "permute",
+             "permutation length differs from rank of " + shape_str(x.shape()));
+  std::vector<bool> seen(rank, false);
+  for (int p : perm) {
+    cpu::check(p >= 0 && p < rank && !seen[p], "permute", "invalid permutation");
+    seen[p] = true;
+  }
+  std::vector<int64_t> src_stride(rank, 1);
+  for (int64_t i = rank - 2; i >= 0; --i) src_stride[i] = src_stride[i + 1] * x.size(i + 1);
+  Shape out_shape(rank);
+  std::vector<int64_t> stride(rank);  // source stride of each output dim
+  for (int64_t i = 0; i < rank; ++i) {
+    out_shape[i] = x.size(perm[i]);
+    stride[i] = src_stride[perm[i]];
+  }
+  Tensor out = Tensor::uninitialized(out_shape);
+  if (rank == 0 || out.numel() == 0) {
+    if (out.numel()) out.data()[0] = x.data()[0];
+    return out;
+  }
+  const int64_t last = out_shape[rank - 1], last_stride = stride[rank - 1];
+  const int64_t rows = out.numel() / last;
+  const float* s = x.data();
+  float* d = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, src = 0;
+    for (int64_t i = rank - 2; i >= 0; --i) {
+      src += (rem % out_shape[i]) * stride[i];
+      rem /= out_shape[i];
+    }
+    float* o = d + r * last;
+    for (int64_t j = 0; j < last; ++j) o[j] = s[src + j * last_stride];
+  }
+  return out;
+}
+
+}  // namespace sdvsr

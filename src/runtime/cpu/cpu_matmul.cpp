@@ -1,0 +1,135 @@
+// linear, batched matmul and multi-head attention through dnnl_sgemm.
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "runtime/cpu/cpu_backend.h"
+
+namespace sdvsr {
+
+namespace cpu {
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc, const char* what) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // dnnl rejects K = 0; the product is empty.
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+    return;
+  }
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                                lda, b, ldb, beta, c, ldc);
+  check(st == dnnl_success, what,
+        "dnnl_sgemm failed (status " + std::to_string(static_cast<int>(st)) + ") for M=" +
+            std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k));
+}
+}  // namespace cpu
+
+Tensor CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
+  cpu::check(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), "linear",
+             "x " + shape_str(x.shape()) + " does not fit weight " + shape_str(weight.shape()));
+  const int64_t in = weight.size(1), out_f = weight.size(0);
+  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == out_f), "linear",
+             "bias does not match weight " + shape_str(weight.shape()));
+  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor out = Tensor::uninitialized(out_shape);
+  cpu::sgemm(false, true, rows, out_f, in, 1.f, x.data(), in, weight.data(), in, 0.f,
+             out.data(), out_f, "linear");
+  if (bias) {
+    float* o = out.data();
+    const float* bv = bias->data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < out_f; ++j) o[r * out_f + j] += bv[j];
+  }
+  return out;
+}
+
+Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool transpose_b) {
+  cpu::check(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0), "matmul",
+             "a " + shape_str(a.shape()) + " and b " + shape_str(b.shape()) +
+                 " must be [B, M, K] and [B, K, N] (or [B, N, K])");
+  const int64_t batch = a.size(0), m = a.size(1), k = a.size(2);
+  const int64_t n = transpose_b ? b.size(1) : b.size(2);
+  cpu::check((transpose_b ? b.size(2) : b.size(1)) == k, "matmul",
+             "inner sizes differ: a " + shape_str(a.shape()) + ", b " + shape_str(b.shape()));
+  Tensor out = Tensor::uninitialized({batch, m, n});
+  for (int64_t i = 0; i < batch; ++i)
+    cpu::sgemm(false, transpose_b, m, n, k, 1.f, a.data() + i * m * k, k,
+               b.data() + i * k * n, transpose_b ? k : n, 0.f, out.data() + i * m * n, n,
+               "matmul");
+  return out;
+}
+
+namespace {
+// Max-subtracted softmax of one row in place (PyTorch's order: max, exp and
+// sum, then multiply by 1/sum).
+void softmax_row(float* row, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+  if (mx == -std::numeric_limits<float>::infinity()) mx = 0.f;
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+}
+
+// Queries per score block: as many as fit 8M scores (32 MB; larger blocks keep
+// sgemm efficient), at least 256, so memory stays bounded for long sequences.
+int64_t query_block(int64_t lq, int64_t lk) {
+  const int64_t fit = (int64_t{8} << 20) / std::max<int64_t>(lk, 1);
+  return std::min(lq, std::max<int64_t>(256, fit));
+}
+}  // namespace
+
+Tensor CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                             float scale, bool causal) {
+  cpu::check(q.dim() == 3 && k.dim() == 3 && v.dim() == 3 && heads > 0 &&
+                 q.size(0) == k.size(0) && k.shape() == v.shape() && q.size(2) == k.size(2) &&
+                 q.size(2) % heads == 0,
+             "attention",
+             "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " +
+                 shape_str(v.shape()) + " with " + std::to_string(heads) + " heads");
+  const int64_t batch = q.size(0), lq = q.size(1), lk = k.size(1), width = q.size(2);
+  const int64_t d = width / heads;
+  Tensor out = Tensor::uninitialized({batch, lq, width});
+  const int64_t block = std::max<int64_t>(query_block(lq, lk), 1);
+  std::vector<float> scores(static_cast<size_t>(block * lk));
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      // Head h is the column block [h*d, (h+1)*d) of every row: strided views, no copies.
+      const float* qh = q.data() + b * lq * width + h * d;
+      const float* kh = k.data() + b * lk * width + h * d;
+      const float* vh = v.data() + b * lk * width + h * d;
+      float* oh = out.data() + b * lq * width + h * d;
+      for (int64_t i0 = 0; i0 < lq; i0 += block) {
+        const int64_t rows = std::min(block, lq - i0);
+        float* s = scores.data();
+        cpu::sgemm(false, true, rows, lk, d, scale, qh + i0 * width, width, kh, width, 0.f, s,
+                   lk, "attention");
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = s + r * lk;
+          if (causal)
+            for (int64_t j = i0 + r + 1; j < lk; ++j)
+              row[j] = -std::numeric_limits<float>::infinity();
+          softmax_row(row, lk);
+        }
+        cpu::sgemm(false, false, rows, d, lk, 1.f, s, lk, vh, width, 0.f, oh + i0 * width,
+                   width, "attention");
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sdvsr

@@ -1,0 +1,173 @@
+// Normalisation layers with PyTorch's semantics: biased variance, statistics
+// accumulated in double (two passes) so they match torch to about 1e-7.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runtime/cpu/cpu_backend.h"
+
+namespace sdvsr {
+namespace {
+
+struct Moments {
+  double mean = 0, var = 0;
+};
+
+Moments moments(const float* p, int64_t n) {
+  Moments m;
+  if (n == 0) return m;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += p[i];
+  m.mean = sum / static_cast<double>(n);
+  double sq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double dv = p[i] - m.mean;
+    sq += dv * dv;
+  }
+  m.var = sq / static_cast<double>(n);
+  return m;
+}
+
+float inv_std(double var, float eps) {
+  return static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+}
+
+void check_channel_vector(const Tensor* t, int64_t c, const char* op, const char* what) {
+  cpu::check(!t || (t->dim() == 1 && t->size(0) == c), op,
+             std::string(what) + " must have shape [" + std::to_string(c) + "], got " +
+                 (t ? shape_str(t->shape()) : std::string("?")));
+}
+
+}  // namespace
+
+Tensor CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
+                              const Tensor* beta, float eps) {
+  cpu::check(x.dim() >= 2 && groups > 0 && x.size(1) % groups == 0, "group_norm",
+             "x " + shape_str(x.shape()) + " cannot be split into " + std::to_string(groups) +
+                 " groups");
+  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t spatial = x.numel() / std::max<int64_t>(n * c, 1);
+  const int64_t cg = c / groups;
+  check_channel_vector(gamma, c, "group_norm", "gamma");
+  check_channel_vector(beta, c, "group_norm", "beta");
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t ng = 0; ng < n * groups; ++ng) {
+    const int64_t base = ng * cg * spatial;
+    const Moments m = moments(xs + base, cg * spatial);
+    const float rstd = inv_std(m.var, eps);
+    const float mean = static_cast<float>(m.mean);
+    for (int64_t ci = 0; ci < cg; ++ci) {
+      const int64_t ch = (ng % groups) * cg + ci;
+      // PyTorch folds the affine into one scale and shift per channel.
+      const float a = rstd * (gamma ? gamma->data()[ch] : 1.f);
+      const float b = -a * mean + (beta ? beta->data()[ch] : 0.f);
+      const float* src = xs + base + ci * spatial;
+      float* dst = os + base + ci * spatial;
+      for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * a + b;
+    }
+  }
+  return out;
+}
+
+Tensor CpuBackend::layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,
+                              float eps) {
+  cpu::check(x.dim() >= 1, "layer_norm", "x must have at least one dimension");
+  const int64_t width = x.size(-1);
+  const int64_t rows = width ? x.numel() / width : 0;
+  check_channel_vector(gamma, width, "layer_norm", "gamma");
+  check_channel_vector(beta, width, "layer_norm", "beta");
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = xs + r * width;
+    float* dst = os + r * width;
+    const Moments m = moments(src, width);
+    const float rstd = inv_std(m.var, eps);
+    const float shift = -rstd * static_cast<float>(m.mean);
+    for (int64_t j = 0; j < width; ++j) {
+      float y = src[j] * rstd + shift;
+      if (gamma) y *= gamma->data()[j];
+      if (beta) y += beta->data()[j];
+      dst[j] = y;
+    }
+  }
+  return out;
+}
+
+Tensor CpuBackend::batch_norm(const Tensor& x, const Tensor& running_mean,
+                              const Tensor& running_var, const Tensor* gamma, const Tensor* beta,
+                              float eps) {
+  cpu::check(x.dim() >= 2, "batch_norm", "x " + shape_str(x.shape()) + " must be [N, C, ...]");
+  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t spatial = x.numel() / std::max<int64_t>(n * c, 1);
+  check_channel_vector(&running_mean, c, "batch_norm", "running_mean");
+  check_channel_vector(&running_var, c, "batch_norm", "running_var");
+  check_channel_vector(gamma, c, "batch_norm", "gamma");
+  check_channel_vector(beta, c, "batch_norm", "beta");
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < n * c; ++nc) {
+    const int64_t ch = nc % c;
+    // PyTorch's inference transform: y = x * alpha + (beta - mean * alpha).
+    const float invstd = 1.f / std::sqrt(running_var.data()[ch] + eps);
+    const float alpha = (gamma ? gamma->data()[ch] : 1.f) * invstd;
+    const float shift = (beta ? beta->data()[ch] : 0.f) - running_mean.data()[ch] * alpha;
+    const float* src = xs + nc * spatial;
+    float* dst = os + nc * spatial;
+    for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * alpha + shift;
+  }
+  return out;
+}
+
+Tensor CpuBackend::instance_norm(const Tensor& x, float eps) {
+  cpu::check(x.dim() >= 3, "instance_norm",
+             "x " + shape_str(x.shape()) + " must be [N, C, H, W] or [N, C, L]");
+  const int64_t nc_count = x.size(0) * x.size(1);
+  const int64_t spatial = x.numel() / std::max<int64_t>(nc_count, 1);
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nc_count; ++nc) {
+    const float* src = xs + nc * spatial;
+    float* dst = os + nc * spatial;
+    const Moments m = moments(src, spatial);
+    const float invstd = inv_std(m.var, eps);
+    const float mean = static_cast<float>(m.mean);
+    for (int64_t i = 0; i < spatial; ++i) dst[i] = (src[i] - mean) * invstd;
+  }
+  return out;
+}
+
+Tensor CpuBackend::softmax(const Tensor& x) {
+  cpu::check(x.dim() >= 1, "softmax", "x must have at least one dimension");
+  const int64_t width = x.size(-1);
+  const int64_t rows = width ? x.numel() / width : 0;
+  Tensor out = Tensor::uninitialized(x.shape());
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = xs + r * width;
+    float* dst = os + r * width;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < width; ++j) mx = std::max(mx, src[j]);
+    float sum = 0.f;
+    for (int64_t j = 0; j < width; ++j) {
+      dst[j] = std::exp(src[j] - mx);
+      sum += dst[j];
+    }
+    const float inv = 1.f / sum;
+    for (int64_t j = 0; j < width; ++j) dst[j] *= inv;
+  }
+  return out;
+}
+
+}  // namespace sdvsr

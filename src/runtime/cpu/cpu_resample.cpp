@@ -1,0 +1,254 @@
+// Resampling with PyTorch's exact index rules (ATen UpSample.h,
+// UpSampleKernel.cpp, GridSamplerKernel.cpp, AvgPoolKernel.cpp as of 1.13).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "runtime/cpu/cpu_backend.h"
+
+namespace sdvsr {
+namespace {
+
+void check_image(const Tensor& x, const char* op) {
+  cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
+}
+
+// The sizes-only form of PyTorch's scale: in / out in float.
+float size_scale(int64_t in, int64_t out) {
+  return static_cast<float>(in) / static_cast<float>(out);
+}
+
+// area_pixel_compute_scale.
+float linear_scale(int64_t in, int64_t out, bool align_corners) {
+  if (align_corners) return out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.f;
+  return size_scale(in, out);
+}
+
+// area_pixel_compute_source_index: the half-pixel form is evaluated in double
+// (int + 0.5 promotes) and rounded to float once, as in ATen.
+float source_index(float scale, int64_t dst, bool align_corners, bool cubic) {
+  if (align_corners) return scale * static_cast<float>(dst);
+  const float src = static_cast<float>(scale * (static_cast<double>(dst) + 0.5) - 0.5);
+  return (!cubic && src < 0.f) ? 0.f : src;
+}
+
+// Per output index along one axis: `taps` source indices and weights.
+struct AxisTaps {
+  int taps = 0;
+  std::vector<int64_t> index;  // [out * taps]
+  std::vector<float> weight;   // [out * taps]
+};
+
+AxisTaps linear_taps(int64_t in, int64_t out, bool align_corners) {
+  AxisTaps t;
+  t.taps = 2;
+  t.index.resize(out * 2);
+  t.weight.resize(out * 2);
+  const float scale = linear_scale(in, out, align_corners);
+  for (int64_t d = 0; d < out; ++d) {
+    const float real = source_index(scale, d, align_corners, false);
+    const int64_t i0 = std::min(static_cast<int64_t>(std::floor(real)), in - 1);
+    const float lambda = std::min(std::max(real - static_cast<float>(i0), 0.f), 1.f);
+    t.index[2 * d] = i0;
+    t.index[2 * d + 1] = i0 + (i0 < in - 1 ? 1 : 0);
+    t.weight[2 * d] = 1.f - lambda;
+    t.weight[2 * d + 1] = lambda;
+  }
+  return t;
+}
+
+// Keys cubic convolution, A = -0.75.
+constexpr float kCubicA = -0.75f;
+float cubic_near(float x) { return ((kCubicA + 2.f) * x - (kCubicA + 3.f)) * x * x + 1.f; }
+float cubic_far(float x) {
+  return ((kCubicA * x - 5.f * kCubicA) * x + 8.f * kCubicA) * x - 4.f * kCubicA;
+}
+
+AxisTaps cubic_taps(int64_t in, int64_t out, bool align_corners) {
+  AxisTaps t;
+  t.taps = 4;
+  t.index.resize(out * 4);
+  t.weight.resize(out * 4);
+  const float scale = linear_scale(in, out, align_corners);
+  for (int64_t d = 0; d < out; ++d) {
+    const float real = source_index(scale, d, align_corners, true);
+    const float fl = std::floor(real);
+    const int64_t i = static_cast<int64_t>(fl);
+    const float frac = real - fl;
+    const float w[4] = {cubic_far(frac + 1.f), cubic_near(frac), cubic_near(1.f - frac),
+                        cubic_far((1.f - frac) + 1.f)};
+    for (int k = 0; k < 4; ++k) {
+      t.index[4 * d + k] = std::min(std::max<int64_t>(i - 1 + k, 0), in - 1);  // border taps
+      t.weight[4 * d + k] = w[k];
+    }
+  }
+  return t;
+}
+
+// Separable 2-D interpolation in ATen's order: along x for each source row
+// tap, then those row results combined along y, summed tap by tap.
+Tensor separable(const Tensor& x, int64_t out_h, int64_t out_w, const AxisTaps& ty,
+                 const AxisTaps& tx) {
+  const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  Tensor out = Tensor::uninitialized({x.size(0), x.size(1), out_h, out_w});
+  const float* src = x.data();
+  float* dst = out.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < nc; ++p)
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      const float* plane = src + p * h * w;
+      float* row = dst + (p * out_h + oy) * out_w;
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        float acc = 0.f;
+        for (int ky = 0; ky < ty.taps; ++ky) {
+          const float* srow = plane + ty.index[oy * ty.taps + ky] * w;
+          float a = srow[tx.index[ox * tx.taps]] * tx.weight[ox * tx.taps];
+          for (int kx = 1; kx < tx.taps; ++kx)
+            a += srow[tx.index[ox * tx.taps + kx]] * tx.weight[ox * tx.taps + kx];
+          const float term = a * ty.weight[oy * ty.taps + ky];
+          acc = ky == 0 ? term : acc + term;
+        }
+        row[ox] = acc;
+      }
+    }
+  return out;
+}
+
+// PyTorch's nearest_idx.
+int64_t nearest_index(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = size_scale(in, out);
+  return std::min(static_cast<int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
+}
+
+}  // namespace
+
+Tensor CpuBackend::upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
+  check_image(x, "upsample_nearest");
+  cpu::check(out_h > 0 && out_w > 0, "upsample_nearest", "output size must be positive");
+  const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  std::vector<int64_t> ix(out_w);
+  for (int64_t d = 0; d < out_w; ++d) ix[d] = nearest_index(d, w, out_w);
+  Tensor out = Tensor::uninitialized({x.size(0), x.size(1), out_h, out_w});
+  const float* src = x.data();
+  float* dst = out.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < nc; ++p)
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      const float* srow = src + (p * h + nearest_index(oy, h, out_h)) * w;
+      float* row = dst + (p * out_h + oy) * out_w;
+      for (int64_t ox = 0; ox < out_w; ++ox) row[ox] = srow[ix[ox]];
+    }
+  return out;
+}
+
+Tensor CpuBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
+                                     bool align_corners) {
+  check_image(x, "upsample_bilinear");
+  cpu::check(out_h > 0 && out_w > 0, "upsample_bilinear", "output size must be positive");
+  return separable(x, out_h, out_w, linear_taps(x.size(2), out_h, align_corners),
+                   linear_taps(x.size(3), out_w, align_corners));
+}
+
+Tensor CpuBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
+                                    bool align_corners) {
+  check_image(x, "upsample_bicubic");
+  cpu::check(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
+  return separable(x, out_h, out_w, cubic_taps(x.size(2), out_h, align_corners),
+                   cubic_taps(x.size(3), out_w, align_corners));
+}
+
+Tensor CpuBackend::grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                               bool align_corners) {
+  check_image(x, "grid_sample");
+  cpu::check(grid.dim() == 4 && grid.size(0) == x.size(0) && grid.size(3) == 2, "grid_sample",
+             "grid " + shape_str(grid.shape()) + " must be [N, Ho, Wo, 2] for x " +
+                 shape_str(x.shape()));
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = grid.size(1), wo = grid.size(2);
+  // Unnormalisation as in ATen's vectorised CPU kernel: (g + 1) * (size - 1) / 2 with
+  // align_corners, else (g + 1) * size / 2 - 0.5, which the reference evaluates as one
+  // fused multiply-add (see spec/warp-and-resample.md 4.1 step 4).
+  const float sx = align_corners ? static_cast<float>(w - 1) / 2.f : static_cast<float>(w) / 2.f;
+  const float sy = align_corners ? static_cast<float>(h - 1) / 2.f : static_cast<float>(h) / 2.f;
+  auto unnormalise = [align_corners](float g, float s) {
+    return align_corners ? (g + 1.f) * s : std::fma(g + 1.f, s, -0.5f);
+  };
+  Tensor out = Tensor::uninitialized({n, c, ho, wo});
+  const float* src = x.data();
+  const float* gd = grid.data();
+  float* dst = out.data();
+  const int64_t plane = h * w, out_plane = ho * wo;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t oy = 0; oy < ho; ++oy)
+      for (int64_t ox = 0; ox < wo; ++ox) {
+        const float* g = gd + ((b * ho + oy) * wo + ox) * 2;
+        const float px = unnormalise(g[0], sx);
+        const float py = unnormalise(g[1], sy);
+        const int64_t o = oy * wo + ox;
+        if (mode == GridSampleMode::kNearest) {
+          const float rx = std::nearbyint(px), ry = std::nearbyint(py);  // half to even
+          const bool inside = rx >= 0.f && rx < static_cast<float>(w) && ry >= 0.f &&
+                              ry < static_cast<float>(h);
+          const int64_t ix = inside ? static_cast<int64_t>(rx) : 0;
+          const int64_t iy = inside ? static_cast<int64_t>(ry) : 0;
+          for (int64_t ch = 0; ch < c; ++ch)
+            dst[(b * c + ch) * out_plane + o] =
+                inside ? src[(b * c + ch) * plane + iy * w + ix] : 0.f;
+          continue;
+        }
+        const float x0f = std::floor(px), y0f = std::floor(py);
+        const float fx = px - x0f, fy = py - y0f;
+        const float ex = 1.f - fx, sy1 = 1.f - fy;
+        const float nw = sy1 * ex, ne = sy1 * fx, sw = fy * ex, se = fy * fx;
+        // Far-away coordinates: every tap is outside. Non-finite ones give NaN
+        // weights, hence NaN, as in ATen.
+        const bool finite = std::isfinite(px) && std::isfinite(py);
+        const bool near = finite && std::abs(px) < 1e9f && std::abs(py) < 1e9f;
+        const int64_t x0 = near ? static_cast<int64_t>(x0f) : -2;
+        const int64_t y0 = near ? static_cast<int64_t>(y0f) : -2;
+        const bool in_x0 = x0 >= 0 && x0 < w, in_x1 = x0 + 1 >= 0 && x0 + 1 < w;
+        const bool in_y0 = y0 >= 0 && y0 < h, in_y1 = y0 + 1 >= 0 && y0 + 1 < h;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const float* p = src + (b * c + ch) * plane;
+          const float v_nw = in_y0 && in_x0 ? p[y0 * w + x0] : 0.f;
+          const float v_ne = in_y0 && in_x1 ? p[y0 * w + x0 + 1] : 0.f;
+          const float v_sw = in_y1 && in_x0 ? p[(y0 + 1) * w + x0] : 0.f;
+          const float v_se = in_y1 && in_x1 ? p[(y0 + 1) * w + x0 + 1] : 0.f;
+          // The reference accumulates with fused multiply-adds in this order.
+          float r = v_nw * nw;
+          r = std::fma(v_ne, ne, r);
+          r = std::fma(v_sw, sw, r);
+          r = std::fma(v_se, se, r);
+          dst[(b * c + ch) * out_plane + o] = finite ? r : std::nanf("");
+        }
+      }
+  return out;
+}
+
+Tensor CpuBackend::avg_pool2d(const Tensor& x, int kernel, int stride) {
+  check_image(x, "avg_pool2d");
+  const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  cpu::check(kernel > 0 && stride > 0 && h >= kernel && w >= kernel, "avg_pool2d",
+             "kernel " + std::to_string(kernel) + " does not fit x " + shape_str(x.shape()));
+  const int64_t ho = (h - kernel) / stride + 1, wo = (w - kernel) / stride + 1;
+  const float divisor = static_cast<float>(kernel * kernel);
+  Tensor out = Tensor::uninitialized({x.size(0), x.size(1), ho, wo});
+  const float* src = x.data();
+  float* dst = out.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < nc; ++p)
+    for (int64_t oy = 0; oy < ho; ++oy)
+      for (int64_t ox = 0; ox < wo; ++ox) {
+        float sum = 0.f;
+        for (int64_t ky = 0; ky < kernel; ++ky)
+          for (int64_t kx = 0; kx < kernel; ++kx)
+            sum += src[(p * h + oy * stride + ky) * w + ox * stride + kx];
+        dst[(p * ho + oy) * wo + ox] = sum / divisor;
+      }
+  return out;
+}
+
+}  // namespace sdvsr
