@@ -1,0 +1,31 @@
+#pragma once
+// sdvsr's command line: the original inference.py's flags plus our own.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace sdvsr::cli {
+
+struct Options {
+  std::string model_id = "Jamichsu/Stream-DiffVSR";
+  std::string unet_weights, controlnet_weights, vae_weights;  // *_pretrained_weight
+  std::string in_path;
+  std::string out_path = "./StreamDiffVSR_results/";
+  int num_inference_steps = 4;
+  std::string device = "cpu";
+  int threads = 0;  // 0 = all cores
+  uint64_t seed = 0;
+  std::string noise_file;
+  std::string raft_file;
+  bool quiet = false;
+};
+
+// Parses argv. Returns nullopt after printing help/version (exit 0); throws
+// UsageError for a bad command line (exit 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+std::optional<Options> parse_options(int argc, char** argv);
+
+}  // namespace sdvsr::cli

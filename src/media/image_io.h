@@ -1,0 +1,31 @@
+#pragma once
+// PNG frames in and out, decoded the way the original reads them:
+// Image.open(path).convert('RGB') in Pillow. Only PNG is supported (libjpeg
+// is not linked); other files are rejected with an error naming the file.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sdvsr {
+
+// 8-bit RGB, interleaved, rows top to bottom: rgb[(y*width + x)*3 + c].
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+// Any PNG (gray, gray+alpha, palette, RGB, RGBA; 1..16 bits; interlaced or not)
+// converted to RGB as Pillow's convert('RGB') does:
+//  - alpha and tRNS transparency are dropped, gAMA/iCCP are ignored;
+//  - 1/2/4-bit gray is scaled to 0..255 (bit replication), palettes are looked up;
+//  - 16-bit RGB, RGBA and gray+alpha keep the high byte (Pillow's ";16B" unpackers);
+//  - 16-bit gray is opened by Pillow as 32-bit integer mode "I", whose conversion
+//    to RGB clips to 0..255 (so values >= 255 become 255).
+// Throws std::runtime_error "<path>: ..." for unreadable, non-PNG or corrupt files.
+Image read_image(const std::string& path);
+
+// Writes 8-bit RGB PNG (libpng's default zlib level) atomically: the bytes go to
+// "<path>.tmp-<pid>" which is renamed over `path` only once complete.
+void write_png(const std::string& path, const Image& image);
+
+}  // namespace sdvsr

@@ -1,0 +1,199 @@
+#include "models/temporal_autoencoder_tiny.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+
+#include "weights/torch_checkpoint.h"
+
+namespace sdvsr {
+
+namespace {
+namespace fs = std::filesystem;
+
+// Tensors every block owns but only the decoder's blocks use.
+bool is_temporal_param(const std::string& key) {
+  return key.find(".alpha") != std::string::npos ||
+         key.find(".temporal_processor.") != std::string::npos;
+}
+}  // namespace
+
+std::unique_ptr<TemporalAutoencoderTiny> TemporalAutoencoderTiny::load(const std::string& folder,
+                                                                       Backend& be) {
+  const fs::path dir(folder);
+  const fs::path config_path = dir / "config.json";
+  if (!fs::exists(config_path))
+    throw std::runtime_error(config_path.string() + ": temporal VAE config not found");
+  ModelConfig cfg = ModelConfig::load(config_path.string());
+
+  std::shared_ptr<WeightStore> store;
+  const fs::path st = dir / "diffusion_pytorch_model.safetensors";
+  const fs::path bin = dir / "diffusion_pytorch_model.bin";
+  if (fs::exists(st))
+    store = WeightStore::from_safetensors(st.string());
+  else if (fs::exists(bin))
+    store = WeightStore::from_tensors(load_torch_checkpoint(bin.string()), bin.string());
+  else
+    throw std::runtime_error(folder + ": neither diffusion_pytorch_model.safetensors nor "
+                                      "diffusion_pytorch_model.bin found");
+
+  auto model = std::make_unique<TemporalAutoencoderTiny>(cfg, WeightScope(store), be);
+  store->finish();
+  return model;
+}
+
+TemporalAutoencoderTiny::TemporalAutoencoderTiny(const ModelConfig& cfg, WeightScope weights,
+                                                 Backend& be)
+    : config_(TemporalVaeConfig::from(cfg)), be_(be) {
+  build_encoder(weights.sub("encoder").sub("layers"));
+  build_decoder(weights.sub("decoder").sub("layers"));
+  // The encoder's alpha / temporal_processor tensors are never used (the
+  // pipeline sets no temporal state on encoder blocks); they may be present or not.
+  for (const std::string& key : weights.store().keys_with_prefix(weights.key("encoder.layers.")))
+    if (is_temporal_param(key)) weights.store().ignore(key);
+}
+
+TemporalAutoencoderTiny::Layer TemporalAutoencoderTiny::conv_layer(const WeightScope& w,
+                                                                   int64_t index, int64_t in,
+                                                                   int64_t out, int stride,
+                                                                   bool bias) {
+  Layer l{Layer::Kind::kConv, {}, {}, stride, nullptr};
+  const WeightScope s = w.sub(index);
+  l.weight = s.get("weight", {out, in, 3, 3});
+  if (bias) l.bias = s.get("bias", {out});
+  return l;
+}
+
+// EncoderTiny: per stage a 3x3 conv (stage 0: in -> C with bias; later stages:
+// stride 2, no bias) and its blocks; a final 3x3 conv to the latent channels.
+void TemporalAutoencoderTiny::build_encoder(const WeightScope& w) {
+  const auto& ch = config_.encoder_block_out_channels;
+  int64_t index = 0;
+  for (size_t i = 0; i < ch.size(); ++i) {
+    if (i == 0)
+      encoder_layers_.push_back(conv_layer(w, index++, config_.in_channels, ch[i], 1, true));
+    else
+      encoder_layers_.push_back(conv_layer(w, index++, ch[i], ch[i], 2, false));
+    for (int64_t b = 0; b < config_.num_encoder_blocks[i]; ++b) {
+      Layer l{Layer::Kind::kBlock, {}, {}, 1, nullptr};
+      l.block = std::make_unique<TemporalAutoencoderTinyBlock>(ch[i], ch[i], config_.activation,
+                                                               w.sub(index++), false);
+      encoder_layers_.push_back(std::move(l));
+    }
+  }
+  encoder_layers_.push_back(conv_layer(w, index++, ch.back(), config_.latent_channels, 1, true));
+}
+
+// TemporalDecoderTiny: conv latent -> C[0] and act_fn; per stage its blocks,
+// then (not last) upsample + bias-free 3x3 conv, (last) 3x3 conv to RGB with bias.
+void TemporalAutoencoderTiny::build_decoder(const WeightScope& w) {
+  const auto& ch = config_.decoder_block_out_channels;
+  int64_t index = 0;
+  decoder_layers_.push_back(conv_layer(w, index++, config_.latent_channels, ch[0], 1, true));
+  decoder_layers_.push_back(Layer{Layer::Kind::kActivation, {}, {}, 1, nullptr});
+  ++index;
+  for (size_t i = 0; i < ch.size(); ++i) {
+    const bool last = i + 1 == ch.size();
+    for (int64_t b = 0; b < config_.num_decoder_blocks[i]; ++b) {
+      Layer l{Layer::Kind::kBlock, {}, {}, 1, nullptr};
+      l.block = std::make_unique<TemporalAutoencoderTinyBlock>(ch[i], ch[i], config_.activation,
+                                                               w.sub(index++), true);
+      decoder_layers_.push_back(std::move(l));
+    }
+    if (!last) {
+      decoder_layers_.push_back(Layer{Layer::Kind::kUpsample, {}, {}, 1, nullptr});
+      ++index;
+    }
+    decoder_layers_.push_back(
+        conv_layer(w, index++, ch[i], last ? config_.out_channels : ch[i], 1, last));
+  }
+}
+
+size_t TemporalAutoencoderTiny::num_temporal_blocks() const {
+  return static_cast<size_t>(
+      std::count_if(decoder_layers_.begin(), decoder_layers_.end(),
+                    [](const Layer& l) { return l.kind == Layer::Kind::kBlock; }));
+}
+
+Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, const Tensor& x,
+                                          const Tensor* prev) const {
+  switch (layer.kind) {
+    case Layer::Kind::kConv: {
+      Conv2dParams p;
+      p.stride_h = p.stride_w = layer.stride;
+      p.pad_h = p.pad_w = 1;
+      return be_.conv2d(x, layer.weight, layer.bias.defined() ? &layer.bias : nullptr, p);
+    }
+    case Layer::Kind::kActivation:
+      return be_.activation(x, config_.activation);
+    case Layer::Kind::kUpsample: {
+      const int64_t f = config_.upsampling_scaling_factor;
+      if (config_.upsample_bilinear)
+        return be_.upsample_bilinear(x, x.size(2) * f, x.size(3) * f, /*align_corners=*/false);
+      return be_.upsample_nearest(x, x.size(2) * f, x.size(3) * f);
+    }
+    case Layer::Kind::kBlock:
+      return layer.block->forward(be_, x, prev);
+  }
+  throw std::logic_error("TemporalAutoencoderTiny: unknown layer kind");
+}
+
+void TemporalAutoencoderTiny::check_image(const Tensor& image, const char* what) const {
+  if (image.dim() != 4 || image.size(1) != config_.in_channels)
+    throw std::runtime_error(std::string("TemporalAutoencoderTiny::") + what +
+                                ": expected an image [N, " + std::to_string(config_.in_channels) +
+                                ", H, W], got " + shape_str(image.shape()));
+}
+
+Tensor TemporalAutoencoderTiny::encode(const Tensor& image) {
+  check_image(image, "encode");
+  // TAESD works on [0, 1] images.
+  Tensor x = be_.scale(be_.add_scalar(image, 1.0f), 0.5f);
+  for (const Layer& l : encoder_layers_) x = run_layer(l, x, nullptr);
+  return x;
+}
+
+std::vector<Tensor> TemporalAutoencoderTiny::encoder_block_features(const Tensor& image) {
+  check_image(image, "encoder_block_features");
+  std::vector<Tensor> features;
+  Tensor x = image;  // raw [-1, 1]: upstream's feature path skips the remap
+  // The final conv to latents only feeds the discarded latent: stop after the last block.
+  size_t end = encoder_layers_.size();
+  while (end > 0 && encoder_layers_[end - 1].kind != Layer::Kind::kBlock) --end;
+  for (size_t i = 0; i < end; ++i) {
+    x = run_layer(encoder_layers_[i], x, nullptr);
+    if (encoder_layers_[i].kind == Layer::Kind::kBlock) features.push_back(x);
+  }
+  return features;
+}
+
+std::vector<Tensor> TemporalAutoencoderTiny::temporal_features(const Tensor& image) {
+  std::vector<Tensor> features = encoder_block_features(image);
+  std::reverse(features.begin(), features.end());
+  return features;
+}
+
+Tensor TemporalAutoencoderTiny::decode(const Tensor& latent,
+                                       const std::vector<Tensor>* temporal_features) {
+  if (latent.dim() != 4 || latent.size(1) != config_.latent_channels)
+    throw std::runtime_error("TemporalAutoencoderTiny::decode: expected latents [N, " +
+                                std::to_string(config_.latent_channels) + ", h, w], got " +
+                                shape_str(latent.shape()));
+  if (temporal_features && temporal_features->size() != num_temporal_blocks())
+    throw std::runtime_error("TemporalAutoencoderTiny::decode: " +
+                                std::to_string(temporal_features->size()) +
+                                " temporal features for " +
+                                std::to_string(num_temporal_blocks()) + " decoder blocks");
+  // Soft clamp to (-3, 3): 3 * tanh(z / 3).
+  Tensor x = be_.scale(be_.activation(be_.scale(latent, 1.0f / 3.0f), Activation::kTanh), 3.0f);
+  size_t block = 0;
+  for (const Layer& l : decoder_layers_) {
+    const Tensor* prev = nullptr;
+    if (l.kind == Layer::Kind::kBlock && temporal_features) prev = &(*temporal_features)[block++];
+    x = run_layer(l, x, prev);
+  }
+  // [0, 1] -> [-1, 1], unclamped.
+  return be_.add_scalar(be_.scale(x, 2.0f), -1.0f);
+}
+
+}  // namespace sdvsr

@@ -1,0 +1,41 @@
+#include "nn/attention.h"
+
+#include <cmath>
+
+namespace sdvsr::nn {
+
+Attention::Attention(const WeightScope& w, Backend& be, int64_t query_dim, int64_t kv_dim,
+                     int heads, int64_t head_dim)
+    : be_(&be), heads_(heads) {
+  const int64_t inner = heads * head_dim;
+  // diffusers: scale = dim_head ** -0.5 (a Python double, used in float32).
+  scale_ = static_cast<float>(std::pow(static_cast<double>(head_dim), -0.5));
+  to_q_ = Linear(w.sub("to_q"), be, query_dim, inner, false);
+  to_k_ = Linear(w.sub("to_k"), be, kv_dim, inner, false);
+  to_v_ = Linear(w.sub("to_v"), be, kv_dim, inner, false);
+  to_out_ = Linear(w.sub("to_out").sub(0), be, inner, query_dim, true);
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& context) const {
+  Tensor q = to_q_(x);
+  Tensor k = to_k_(context);
+  Tensor v = to_v_(context);
+  return to_out_(be_->attention(q, k, v, heads_, scale_, false));
+}
+
+FeedForwardGEGLU::FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t dim,
+                                   int64_t inner_dim)
+    : be_(&be), inner_(inner_dim) {
+  proj_ = Linear(w.sub("net").sub(0).sub("proj"), be, dim, 2 * inner_dim);
+  out_ = Linear(w.sub("net").sub(2), be, inner_dim, dim);
+}
+
+Tensor FeedForwardGEGLU::forward(const Tensor& x) const {
+  Tensor both = proj_(x);  // [..., 2 * inner]: first half hidden, second half gate
+  const int last = static_cast<int>(both.dim()) - 1;
+  Tensor hidden = be_->slice(both, last, 0, inner_);
+  Tensor gate = be_->slice(both, last, inner_, 2 * inner_);
+  return out_(be_->mul(hidden, be_->activation(gate, Activation::kGELU)));
+}
+
+}  // namespace sdvsr::nn

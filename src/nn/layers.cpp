@@ -1,0 +1,61 @@
+#include "nn/layers.h"
+
+#include <stdexcept>
+
+namespace sdvsr::nn {
+
+Activation activation_from_name(const std::string& name, const std::string& what) {
+  if (name == "silu" || name == "swish") return Activation::kSiLU;
+  if (name == "gelu") return Activation::kGELU;
+  if (name == "relu") return Activation::kReLU;
+  throw std::runtime_error(what + ": activation '" + name +
+                           "' is not supported (silu, swish, gelu, relu)");
+}
+
+Conv2d::Conv2d(const WeightScope& w, Backend& be, int64_t in, int64_t out, int kernel, int stride,
+               int pad, bool bias)
+    : be_(&be), has_bias_(bias) {
+  weight_ = w.get("weight", {out, in, kernel, kernel});
+  if (bias) bias_ = w.get("bias", {out});
+  params_.stride_h = params_.stride_w = stride;
+  params_.pad_h = params_.pad_w = pad;
+}
+
+Tensor Conv2d::operator()(const Tensor& x) const {
+  return be_->conv2d(x, weight_, has_bias_ ? &bias_ : nullptr, params_);
+}
+
+Linear::Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias)
+    : be_(&be), has_bias_(bias) {
+  weight_ = w.get("weight", {out, in});
+  if (bias) bias_ = w.get("bias", {out});
+}
+
+Tensor Linear::operator()(const Tensor& x) const {
+  return be_->linear(x, weight_, has_bias_ ? &bias_ : nullptr);
+}
+
+GroupNorm::GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t channels, float eps)
+    : be_(&be), groups_(static_cast<int>(groups)), eps_(eps) {
+  if (groups <= 0 || channels % groups != 0)
+    throw std::runtime_error(w.key("weight") + ": GroupNorm of " + std::to_string(channels) +
+                             " channels cannot use " + std::to_string(groups) + " groups");
+  gamma_ = w.get("weight", {channels});
+  beta_ = w.get("bias", {channels});
+}
+
+Tensor GroupNorm::operator()(const Tensor& x) const {
+  return be_->group_norm(x, groups_, &gamma_, &beta_, eps_);
+}
+
+LayerNorm::LayerNorm(const WeightScope& w, Backend& be, int64_t dim, float eps)
+    : be_(&be), eps_(eps) {
+  gamma_ = w.get("weight", {dim});
+  beta_ = w.get("bias", {dim});
+}
+
+Tensor LayerNorm::operator()(const Tensor& x) const {
+  return be_->layer_norm(x, &gamma_, &beta_, eps_);
+}
+
+}  // namespace sdvsr::nn

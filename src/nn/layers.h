@@ -1,0 +1,69 @@
+#pragma once
+// The parameterised primitives every diffusers block is built from: Conv2d,
+// Linear, GroupNorm, LayerNorm. Each fetches its tensors by state-dict key with
+// the shape PyTorch would give it, and runs through a Backend.
+#include <string>
+
+#include "runtime/backend.h"
+#include "weights/weight_store.h"
+
+namespace sdvsr::nn {
+
+// diffusers' get_activation names ("silu"/"swish", "gelu", "relu", ...).
+// `what` names the config file and key for the error message.
+Activation activation_from_name(const std::string& name, const std::string& what);
+
+class Conv2d {
+ public:
+  Conv2d() = default;
+  // Square kernel, zero padding `pad`, weight [out, in, k, k], bias [out] when `bias`.
+  Conv2d(const WeightScope& w, Backend& be, int64_t in, int64_t out, int kernel, int stride = 1,
+         int pad = 0, bool bias = true);
+  Tensor operator()(const Tensor& x) const;
+  int64_t out_channels() const { return weight_.size(0); }
+
+ private:
+  Backend* be_ = nullptr;
+  Tensor weight_, bias_;
+  bool has_bias_ = false;
+  Conv2dParams params_;
+};
+
+class Linear {
+ public:
+  Linear() = default;
+  Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias = true);
+  Tensor operator()(const Tensor& x) const;
+
+ private:
+  Backend* be_ = nullptr;
+  Tensor weight_, bias_;
+  bool has_bias_ = false;
+};
+
+class GroupNorm {
+ public:
+  GroupNorm() = default;
+  GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t channels, float eps);
+  Tensor operator()(const Tensor& x) const;
+
+ private:
+  Backend* be_ = nullptr;
+  Tensor gamma_, beta_;
+  int groups_ = 0;
+  float eps_ = 0;
+};
+
+class LayerNorm {
+ public:
+  LayerNorm() = default;
+  LayerNorm(const WeightScope& w, Backend& be, int64_t dim, float eps);
+  Tensor operator()(const Tensor& x) const;
+
+ private:
+  Backend* be_ = nullptr;
+  Tensor gamma_, beta_;
+  float eps_ = 0;
+};
+
+}  // namespace sdvsr::nn

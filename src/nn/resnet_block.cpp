@@ -1,0 +1,29 @@
+#include "nn/resnet_block.h"
+
+namespace sdvsr::nn {
+
+ResnetBlock2D::ResnetBlock2D(const WeightScope& w, Backend& be, int64_t in, int64_t out,
+                             const ResnetSettings& s)
+    : be_(&be), s_(s), has_shortcut_(in != out) {
+  norm1_ = GroupNorm(w.sub("norm1"), be, s.groups, in, s.eps);
+  conv1_ = Conv2d(w.sub("conv1"), be, in, out, 3, 1, 1);
+  if (s.temb_channels > 0) time_emb_proj_ = Linear(w.sub("time_emb_proj"), be, s.temb_channels, out);
+  norm2_ = GroupNorm(w.sub("norm2"), be, s.groups, out, s.eps);
+  conv2_ = Conv2d(w.sub("conv2"), be, out, out, 3, 1, 1);
+  // diffusers adds a 1x1 projection exactly when the channel count changes.
+  if (has_shortcut_) shortcut_ = Conv2d(w.sub("conv_shortcut"), be, in, out, 1, 1, 0);
+}
+
+Tensor ResnetBlock2D::forward(const Tensor& x, const Tensor& emb) const {
+  Tensor h = conv1_(be_->activation(norm1_(x), s_.act));
+  if (s_.temb_channels > 0) {
+    Tensor t = time_emb_proj_(be_->activation(emb, s_.act));  // [N, out]
+    h = be_->add_channel_bias(h, t);
+  }
+  h = conv2_(be_->activation(norm2_(h), s_.act));
+  Tensor out = be_->add(has_shortcut_ ? shortcut_(x) : x, h);
+  if (s_.output_scale_factor != 1.0f) out = be_->scale(out, 1.0f / s_.output_scale_factor);
+  return out;
+}
+
+}  // namespace sdvsr::nn

@@ -1,0 +1,51 @@
+#pragma once
+// The part UNet2DConditionModel and ControlNetModel share: conv_in, the time
+// (and optional class) embedding, the down stages and the mid stage. Each model
+// owns one built from its own weights.
+#include <optional>
+#include <vector>
+
+#include "nn/timestep_embedding.h"
+#include "nn/unet_blocks.h"
+#include "nn/unet_config.h"
+
+namespace sdvsr::nn {
+
+class UNetEncoder {
+ public:
+  UNetEncoder(const UNetEncoderSpec& spec, const WeightScope& w, Backend& be);
+
+  const UNetEncoderSpec& spec() const { return spec_; }
+
+  // emb [batch, time_embed_dim] for a scalar timestep broadcast over the batch.
+  // class_label is required exactly when the config has a class embedding.
+  Tensor time_embedding(float timestep, int64_t batch, std::optional<int64_t> class_label) const;
+
+  // conv_in (after center_input_sample when configured).
+  Tensor conv_in(const Tensor& sample) const;
+
+  // Runs the down stages on x (the conv_in output, plus the ControlNet
+  // condition for a ControlNet). `skips` receives x first, then every stage output.
+  Tensor down(const Tensor& x, const Tensor& emb, const Tensor& context,
+              std::vector<Tensor>& skips) const;
+
+  // The mid stage (identity when mid_block_type is null).
+  Tensor mid(const Tensor& x, const Tensor& emb, const Tensor& context) const;
+
+  int num_downsamplers() const;
+
+  // Throws naming the config when sample / encoder_hidden_states do not fit.
+  void check_inputs(const Tensor& sample, const Tensor& context) const;
+
+ private:
+  UNetEncoderSpec spec_;
+  Backend* be_;
+  Conv2d conv_in_;
+  TimestepEmbedding time_embedding_;
+  TimestepEmbedding class_mlp_;  // ClassEmbedKind::kTimestep
+  Tensor class_table_;           // ClassEmbedKind::kTable [num_class_embeds, time_embed_dim]
+  std::vector<DownStage> down_;
+  std::optional<MidStage> mid_;
+};
+
+}  // namespace sdvsr::nn

@@ -1,0 +1,100 @@
+#include "pipeline/stream_session.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "pipeline/bicubic_upscale.h"
+#include "pipeline/flow_warp.h"
+#include "pipeline/noise.h"
+
+namespace sdvsr {
+
+StreamSession::StreamSession(const ModelBundle& models, Backend& be, StreamOptions options)
+    : models_(models), be_(be), options_(options), scheduler_(*models.scheduler) {
+  if (options_.num_inference_steps < 1)
+    throw std::invalid_argument("num_inference_steps must be at least 1");
+  scheduler_.set_timesteps(options_.num_inference_steps);
+  timesteps_ = scheduler_.timesteps();
+}
+
+Tensor StreamSession::upscale(const Tensor& lr) const { return bicubic_upscale(be_, lr); }
+
+Tensor StreamSession::flow(const Tensor& up_current, const Tensor& up_previous) const {
+  Tensor f = models_.raft->flow(up_current, up_previous);  // [1, 2, H, W]
+  return be_.permute(f, {0, 2, 3, 1});
+}
+
+Tensor StreamSession::warp(const Tensor& prev_decoded, const Tensor& flow_nhwc) const {
+  return flow_warp(be_, prev_decoded, flow_nhwc, GridSampleMode::kBilinear);
+}
+
+Tensor StreamSession::initial_latents(const Tensor& lr, int64_t frame_index) const {
+  // latent_channels x (LR size): the latent is HR / vae_scale_factor = LR size.
+  const int64_t c = models_.unet->in_channels() - lr.size(1);
+  return gaussian_noise({1, c, lr.size(2), lr.size(3)}, options_.seed,
+                        static_cast<uint64_t>(frame_index));
+}
+
+Tensor StreamSession::predict_noise(const Tensor& latents, const Tensor& lr, int64_t t,
+                                    const Tensor* warped) const {
+  // scale_model_input is the identity for DDIM; the LR frame joins as extra channels.
+  Tensor model_in = be_.concat({latents, lr}, 1);
+  const float timestep = static_cast<float>(t);
+  if (warped && models_.controlnet) {
+    ControlNetResiduals res = models_.controlnet->forward(model_in, timestep, models_.prompt_embeds,
+                                                          *warped, options_.conditioning_scale);
+    return models_.unet->forward(model_in, timestep, models_.prompt_embeds, &res);
+  }
+  return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
+}
+
+Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {
+  for (int64_t t : timesteps_) {
+    Tensor noise_pred = predict_noise(latents, lr, t, warped);
+    latents = scheduler_.step(noise_pred, t, latents).prev_sample;
+  }
+  return latents;
+}
+
+Tensor StreamSession::decode(const Tensor& latents, const Tensor* warped) const {
+  const double sf = models_.vae->scaling_factor();
+  Tensor z = sf == 1.0 ? latents : be_.scale(latents, static_cast<float>(1.0 / sf));
+  if (!warped) return models_.vae->decode(z, nullptr);
+  // The encoder's block outputs on the raw warped frame, deepest first, feed
+  // the decoder's temporal blocks one to one.
+  std::vector<Tensor> features = models_.vae->temporal_features(*warped);
+  return models_.vae->decode(z, &features);
+}
+
+Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents) {
+  if (lr.dim() != 4 || lr.size(0) != 1 || lr.size(1) != 3)
+    throw std::invalid_argument("StreamSession::push: LR frame must be [1, 3, h, w], got " +
+                                shape_str(lr.shape()));
+  const int f = models_.vae_scale_factor;
+  if (lr.size(2) % f || lr.size(3) % f)
+    throw std::invalid_argument("StreamSession::push: LR size " + shape_str(lr.shape()) +
+                                " is not a multiple of " + std::to_string(f));
+  Tensor up = upscale(lr);
+  std::optional<Tensor> warped;
+  if (state_.index > 0) {
+    if (state_.prev_upscaled.shape() != up.shape())
+      throw std::invalid_argument("StreamSession::push: frame size changed within a stream (" +
+                                  shape_str(state_.prev_upscaled.shape()) + " -> " +
+                                  shape_str(up.shape()) + ")");
+    warped = warp(state_.prev_decoded, flow(up, state_.prev_upscaled));
+  }
+  Tensor latents = init_latents ? *init_latents : initial_latents(lr, state_.index);
+  const Shape want{1, models_.unet->in_channels() - 3, lr.size(2), lr.size(3)};
+  if (latents.shape() != want)
+    throw std::invalid_argument("initial latents have shape " + shape_str(latents.shape()) +
+                                " but frame " + std::to_string(state_.index) + " needs " +
+                                shape_str(want));
+  latents = denoise(latents, lr, warped ? &*warped : nullptr);
+  Tensor decoded = decode(latents, warped ? &*warped : nullptr);
+  state_.prev_upscaled = up;
+  state_.prev_decoded = decoded;
+  ++state_.index;
+  return decoded;
+}
+
+}  // namespace sdvsr

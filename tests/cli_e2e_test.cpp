@@ -1,0 +1,138 @@
+// sdvsr end to end: the golden input folder through the CLI with the saved
+// noise must give the original's PNG frames; bad inputs give one line and a
+// non-zero exit without losing finished frames.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "golden.h"
+#include "media/image_io.h"
+#include "run_program.h"
+#include "weights/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace sdvsr {
+namespace {
+
+using test::golden_path;
+using test::run_program;
+
+// One noise file for both golden sequences: '<sequence>/frame{k}.init_latents'.
+std::string combined_noise_file(const std::string& dir) {
+  std::map<std::string, Tensor> t;
+  for (const std::string seq : {"seq_a", "seq_odd"}) {
+    auto f = SafetensorsFile::open(golden_path("tiny/cases/e2e_" + seq + ".safetensors"));
+    for (int k = 0; f->has("frame" + std::to_string(k) + ".init_latents"); ++k)
+      t[seq + "/frame" + std::to_string(k) + ".init_latents"] =
+          f->tensor("frame" + std::to_string(k) + ".init_latents").clone();
+  }
+  const std::string path = dir + "/noise.safetensors";
+  save_safetensors(path, t);
+  return path;
+}
+
+int line_count(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(CliE2E, GoldenSequencesThroughTheCliMatchTheOriginalsFrames) {
+  const std::string dir = test::temp_dir("cli-e2e");
+  const std::string noise = combined_noise_file(dir);
+  const std::string out = dir + "/out";
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path",
+                                 golden_path("tiny/cases/e2e/input"), "--out_path", out, "--noise",
+                                 noise, "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int frames = 0;
+  for (const std::string seq : {"seq_a", "seq_odd"}) {
+    for (const auto& e : fs::directory_iterator(golden_path("tiny/cases/e2e/output/" + seq))) {
+      SCOPED_TRACE(e.path().string());
+      const Image ref = read_image(e.path().string());
+      const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
+      ASSERT_EQ(got.width, ref.width);
+      ASSERT_EQ(got.height, ref.height);
+      size_t differ = 0, worse = 0;
+      for (size_t i = 0; i < ref.rgb.size(); ++i) {
+        const int d = std::abs(int(got.rgb[i]) - int(ref.rgb[i]));
+        differ += d != 0;
+        worse += d > 1;
+      }
+      EXPECT_EQ(worse, 0u);
+      EXPECT_LE(double(differ), 1e-3 * double(ref.rgb.size()));
+      ++frames;
+    }
+  }
+  EXPECT_EQ(frames, 5);
+}
+
+// The same seed gives the same frames; a different seed gives other noise.
+TEST(CliE2E, SeededRunsAreReproducible) {
+  const std::string dir = test::temp_dir("cli-seed");
+  const std::string in = dir + "/in";
+  fs::create_directories(in + "/clip");
+  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), in + "/clip/a.png");
+  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0002.png"), in + "/clip/b.png");
+  std::vector<std::string> outs;
+  for (int run = 0; run < 3; ++run) {
+    const std::string out = dir + "/out" + std::to_string(run);
+    auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", in,
+                                   "--out_path", out, "--seed", run < 2 ? "7" : "8", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    outs.push_back(out + "/in/clip/b.png");
+  }
+  EXPECT_EQ(read_image(outs[0]).rgb, read_image(outs[1]).rgb);
+  EXPECT_NE(read_image(outs[0]).rgb, read_image(outs[2]).rgb);
+}
+
+TEST(CliE2E, BadCommandLineExitsTwoWithOneLine) {
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny")});  // no --in_path
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("in_path"), std::string::npos) << r.err;
+}
+
+TEST(CliE2E, MissingModelFolderNamesIt) {
+  const std::string dir = test::temp_dir("cli-nomodel");
+  fs::create_directories(dir + "/in/s");
+  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), dir + "/in/s/f.png");
+  auto r = run_program("sdvsr", {"--model_id", dir + "/nope", "--in_path", dir + "/in",
+                                 "--out_path", dir + "/out"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(dir + "/nope"), std::string::npos) << r.err;
+}
+
+TEST(CliE2E, CorruptFrameStopsWithOneLineAndKeepsFinishedFrames) {
+  const std::string dir = test::temp_dir("cli-corrupt");
+  const std::string in = dir + "/in";
+  fs::create_directories(in + "/s");
+  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), in + "/s/frame_0001.png");
+  std::ofstream(in + "/s/frame_0002.png") << "not a png at all";
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", in,
+                                 "--out_path", dir + "/out", "-q"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("frame_0002.png"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/out/in/s/frame_0001.png"));
+  EXPECT_FALSE(fs::exists(dir + "/out/in/s/frame_0002.png"));
+  for (const auto& e : fs::directory_iterator(dir + "/out/in/s"))
+    EXPECT_EQ(e.path().extension(), ".png") << "left behind: " << e.path();
+}
+
+TEST(CliE2E, RefusesToWriteOverItsInput) {
+  const std::string dir = test::temp_dir("cli-overwrite");
+  fs::create_directories(dir + "/in/s");
+  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), dir + "/in/s/f.png");
+  const auto before = fs::file_size(dir + "/in/s/f.png");
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", dir + "/in",
+                                 "--out_path", dir});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(fs::file_size(dir + "/in/s/f.png"), before);
+}
+
+}  // namespace
+}  // namespace sdvsr
