@@ -26,11 +26,13 @@ read -r -a targets < <(tr ';' ' ' < "$BUILD_DIR/fuzz_targets.txt")
 failed=()
 for t in "${targets[@]}"; do
   cp -r "$ROOT/fuzz/corpus/$t" "$work/$t"
+  dict=()
+  if [ -f "$ROOT/fuzz/$t.dict" ]; then dict=(-dict="$ROOT/fuzz/$t.dict"); fi
   t0=$(date +%s)
   # The parsers' own caps bound memory; 2 GB RSS / malloc and 10 s per input are crashes.
   if TMPDIR="$work" "$BUILD_DIR/${t}_fuzz" "$work/$t" \
       -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="$BUILD_DIR/artifacts/$t-" -print_final_stats=1 \
+      -artifact_prefix="$BUILD_DIR/artifacts/$t-" -print_final_stats=1 "${dict[@]}" \
       >"$work/$t.log" 2>&1; then
     status=ok
   else
