@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets in fuzz/ with clang 14 (address + undefined
 # sanitizers) into BUILD_DIR and runs each for SDVSR_FUZZ_SECONDS (default 30)
 # from a temporary copy of its seed corpus. Fails if any target crashes;
-# crashing inputs are kept in BUILD_DIR/artifacts/.
+# crashing inputs are kept in BUILD_DIR/artifacts/ (replay one with
+# BUILD_DIR/<target>_fuzz FILE; SDVSR_FUZZ_VERBOSE=1 prints each refusal).
 set -euo pipefail
 if [ $# -ne 1 ]; then
   echo "usage: $0 BUILD_DIR" >&2
