@@ -50,7 +50,7 @@ Tensor StreamSession::predict_noise_embedded(const Tensor& latents, const Tensor
   if (!control_embedding)
     return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
   // As the pipeline does: guess mode follows the ControlNet's global_pool_conditions.
-  const ControlNetModel& cn = *models_.controlnet;
+  ControlNetModel& cn = *models_.controlnet;
   const ControlNetResiduals res =
       cn.forward_embedded(model_in, timestep, models_.prompt_embeds, *control_embedding,
                           options_.conditioning_scale, cn.global_pool_conditions());
