@@ -49,7 +49,10 @@ Tensor StreamSession::predict_noise(const Tensor& latents, const Tensor& lr, int
 }
 
 Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {
-  for (int64_t t : timesteps_) {
+  const int steps = static_cast<int>(timesteps_.size());
+  for (int i = 0; i < steps; ++i) {
+    const int64_t t = timesteps_[i];
+    if (options_.before_step) options_.before_step(i, steps);
     Tensor noise_pred = predict_noise(latents, lr, t, warped);
     latents = scheduler_.step(noise_pred, t, latents).prev_sample;
   }
