@@ -60,7 +60,10 @@ Tensor StreamSession::predict_noise_embedded(const Tensor& latents, const Tensor
 Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {
   std::optional<Tensor> embedding;
   if (warped && models_.controlnet) embedding = models_.controlnet->condition_embedding(*warped);
-  for (int64_t t : timesteps_) {
+  const int steps = static_cast<int>(timesteps_.size());
+  for (int i = 0; i < steps; ++i) {
+    const int64_t t = timesteps_[i];
+    if (options_.before_step) options_.before_step(i, steps);
     const Tensor noise_pred =
         predict_noise_embedded(latents, lr, t, embedding ? &*embedding : nullptr);
     latents = scheduler_.step(noise_pred, t, latents).prev_sample;

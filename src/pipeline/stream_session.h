@@ -4,6 +4,7 @@
 // previous bicubic-upscaled LR frame, the previous raw decoder output and the
 // frame index; memory does not grow with the number of frames.
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "pipeline/model_bundle.h"
@@ -15,6 +16,9 @@ struct StreamOptions {
   int num_inference_steps = 4;
   uint64_t seed = 0;                  // initial noise: Philox(seed, stream = frame index)
   float conditioning_scale = 1.0f;    // ControlNet residual scale (the original uses 1.0)
+  // Called before each denoising step (step, steps) of push(): progress reports
+  // and cancellation (it may throw; push() then leaves the state unchanged).
+  std::function<void(int step, int steps)> before_step;
 };
 
 struct StreamState {
