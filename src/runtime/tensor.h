@@ -43,6 +43,12 @@ class Tensor {
   Tensor clone() const;
   std::vector<float> to_vector() const;
   bool is_borrowed() const { return borrowed_; }
+  // The object that keeps this tensor's storage alive, for caches keyed on
+  // storage identity (derived data such as reordered weights): the weak_ptr
+  // expires when the storage is freed, and while it is held no new storage can
+  // share its control block, so a new buffer at a recycled address is never
+  // taken for the old one. Empty for a default-constructed tensor.
+  std::weak_ptr<const void> storage_owner() const { return owner_; }
 
  private:
   Shape shape_;

@@ -1,13 +1,17 @@
 // conv2d through oneDNN. Primitive descriptors are cached per shape; inputs
 // and outputs are reordered between PyTorch's plain layouts and whatever
-// blocked layout oneDNN picks for speed.
+// blocked layout oneDNN picks for speed. Weights are reordered once: the
+// blocked copy is cached per weight storage (see reordered_weights).
 #include <dnnl.hpp>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
 
@@ -81,6 +85,85 @@ dnnl::memory as_layout(const dnnl::memory& user, const dnnl::memory::desc& wante
   return m;
 }
 
+// ---- reordered weights, cached per weight storage ----
+// Model weights are read-only and live as long as the model, so their blocked
+// copies are made once. An entry is found by the weight's data pointer and
+// checked against the storage's owner (a weak_ptr: once the storage is freed
+// the entry is dead and is dropped, and a new tensor at the same address never
+// matches it). Contract: a tensor used as conv2d weights is not written in
+// place afterwards (the backend never does; the models load weights once).
+struct CachedWeights {
+  std::weak_ptr<const void> owner;
+  dnnl::memory::desc layout;
+  dnnl::memory blocked;
+  size_t bytes = 0;
+};
+
+std::mutex g_weights_mutex;
+std::unordered_map<const float*, std::vector<CachedWeights>> g_weights_cache;
+size_t g_weights_cache_bytes = 0;
+
+// At most this much memory for blocked copies (SDVSR_CONV_WEIGHT_CACHE_MB,
+// default 4096); beyond it weights are reordered per call as before.
+size_t weights_cache_budget() {
+  static const size_t budget = [] {
+    const char* env = std::getenv("SDVSR_CONV_WEIGHT_CACHE_MB");
+    long long mb = 4096;
+    if (env && *env) {
+      char* end = nullptr;
+      const long long v = std::strtoll(env, &end, 10);
+      if (end && *end == '\0' && v >= 0) mb = v;
+    }
+    return static_cast<size_t>(mb) << 20;
+  }();
+  return budget;
+}
+
+bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
+  return !a.owner_before(b) && !b.owner_before(a);
+}
+
+// Frees the blocked copies of weights that no longer exist, including any
+// whose address a new tensor now has (caller holds the lock).
+void drop_dead_weights() {
+  for (auto it = g_weights_cache.begin(); it != g_weights_cache.end();) {
+    auto& entries = it->second;
+    for (size_t i = 0; i < entries.size();) {
+      if (entries[i].owner.expired()) {
+        g_weights_cache_bytes -= entries[i].bytes;
+        entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    it = entries.empty() ? g_weights_cache.erase(it) : std::next(it);
+  }
+}
+
+dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
+                               const dnnl::memory::desc& wanted, dnnl::stream& s) {
+  if (user.get_desc() == wanted) return user;
+  const std::shared_ptr<const void> owner = weight.storage_owner().lock();
+  const float* key = weight.data();
+  if (owner) {
+    std::lock_guard<std::mutex> lock(g_weights_mutex);
+    auto it = g_weights_cache.find(key);
+    if (it != g_weights_cache.end())
+      for (const CachedWeights& c : it->second)
+        if (c.layout == wanted && same_owner(c.owner, owner)) return c.blocked;
+  }
+  dnnl::memory blocked(wanted, cpu_engine());
+  dnnl::reorder(user, blocked).execute(s, const_cast<dnnl::memory&>(user), blocked);
+  if (!owner) return blocked;
+  const size_t bytes = wanted.get_size();
+  std::lock_guard<std::mutex> lock(g_weights_mutex);
+  drop_dead_weights();  // inserts are rare (once per weight), so sweep each time
+  if (g_weights_cache_bytes + bytes > weights_cache_budget()) return blocked;
+  g_weights_cache[key].push_back(CachedWeights{owner, wanted, blocked, bytes});
+  g_weights_cache_bytes += bytes;
+  return blocked;
+}
+
 }  // namespace
 
 Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
@@ -118,7 +201,7 @@ Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* b
   dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
   dnnl::memory user_dst(e->user_dst, cpu_engine(), out.data());
   dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
-  dnnl::memory wts = as_layout(user_w, e->pd.weights_desc(), s);
+  dnnl::memory wts = reordered_weights(weight, user_w, e->pd.weights_desc(), s);
   const bool direct_dst = e->pd.dst_desc() == e->user_dst;
   dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e->pd.dst_desc(), cpu_engine());
 

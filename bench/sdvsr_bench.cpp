@@ -1,0 +1,388 @@
+// sdvsr-bench: times the pipeline's components on a model folder and says how
+// close they come to the machine's matrix-product rate.
+//
+//   sdvsr-bench --model DIR [--sizes 64x64,180x320] [--repeats N] [--threads N] [--json]
+//
+// Per LR size (HxW) and component: ms = median of N timed runs after one
+// warm-up; tflops = counted FLOPs (bench/counting_backend.h) / time;
+// peak_ratio = tflops / the oneDNN sgemm 4096^3 rate measured at the start of
+// the run with the same threads; peak_mem_mb = peak resident memory (MiB)
+// while the component ran.
+#include <dnnl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "counting_backend.h"
+#include "pipeline/bicubic_upscale.h"
+#include "pipeline/model_bundle.h"
+#include "pipeline/noise.h"
+#include "pipeline/stream_session.h"
+#include "runtime/backend.h"
+
+namespace sdvsr::bench {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: sdvsr-bench --model DIR [--sizes HxW[,HxW...]] [--repeats N] [--threads N] "
+    "[--sgemm-size N] [--components a,b,...] [--profile] [--json]\n"
+    "  --profile prints each component's time per backend op to stderr.\n";
+
+struct LrSize {
+  int64_t h = 0, w = 0;
+  std::string str() const { return std::to_string(h) + "x" + std::to_string(w); }
+};
+
+struct Args {
+  std::string model;
+  std::vector<LrSize> sizes{{64, 64}};
+  int repeats = 3;
+  int threads = 0;  // 0: the backend's default (all cores)
+  int64_t sgemm_size = 4096;
+  bool json = false;
+  bool profile = false;
+  std::vector<std::string> components;  // empty: all
+};
+
+[[noreturn]] void usage_error(const std::string& problem) {
+  std::cerr << "sdvsr-bench: " << problem << "\n" << kUsage;
+  std::exit(2);
+}
+
+int64_t parse_positive(const std::string& flag, const std::string& value) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size() || v <= 0) usage_error(flag + " must be a positive integer, got '" + value + "'");
+  return v;
+}
+
+std::vector<LrSize> parse_sizes(const std::string& value) {
+  std::vector<LrSize> sizes;
+  std::stringstream ss(value);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t x = item.find('x');
+    if (x == std::string::npos) usage_error("--sizes entry '" + item + "' is not HxW");
+    sizes.push_back({parse_positive("--sizes height", item.substr(0, x)),
+                     parse_positive("--sizes width", item.substr(x + 1))});
+  }
+  if (sizes.empty()) usage_error("--sizes is empty");
+  return sizes;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (flag == "--json" || flag == "--profile") {
+      (flag == "--json" ? a.json : a.profile) = true;
+      continue;
+    }
+    if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
+        flag != "--sgemm-size" && flag != "--components")
+      usage_error("unknown argument '" + flag + "'");
+    if (i + 1 >= argc) usage_error(flag + " needs a value");
+    const std::string value = argv[++i];
+    if (flag == "--model") a.model = value;
+    if (flag == "--sizes") a.sizes = parse_sizes(value);
+    if (flag == "--repeats") a.repeats = static_cast<int>(parse_positive(flag, value));
+    if (flag == "--threads") a.threads = static_cast<int>(parse_positive(flag, value));
+    if (flag == "--sgemm-size") a.sgemm_size = parse_positive(flag, value);
+    if (flag == "--components") {
+      std::stringstream ss(value);
+      std::string c;
+      while (std::getline(ss, c, ',')) {
+        if (c != "unet_step" && c != "controlnet_step" && c != "raft" &&
+            c != "vae_encode_features" && c != "vae_decode" && c != "frame")
+          usage_error("unknown component '" + c + "'");
+        a.components.push_back(c);
+      }
+    }
+  }
+  if (a.model.empty()) usage_error("--model DIR is required");
+  return a;
+}
+
+using Clock = std::chrono::steady_clock;
+
+double elapsed_ms(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// CPU time of the whole process (all threads), ms: on a shared machine the
+// wall time also measures the neighbours; this measures only our work.
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+// ---- peak resident memory per component ----
+// Writing "5" to /proc/self/clear_refs resets the high-water mark (VmHWM) to
+// the current RSS, so each component's peak is its own. Where that is not
+// possible the process-wide peak (getrusage) is reported instead.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+double peak_rss_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream in(line.substr(6));
+      double kib = 0;
+      if (in >> kib && kib > 0) return kib / 1024.0;
+    }
+  }
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// ---- the reference rate ----
+// Row-major sgemm of n x n matrices through oneDNN: one warm-up, then three
+// timed runs (fewer once 3 s have passed). The best run is the rate, so load
+// from other processes lowers the ratios rather than inflating them.
+double g_sgemm_cpu_tflops = 0;  // the same, per CPU-second of the process (table header)
+
+double sgemm_tflops(int64_t n) {
+  std::vector<float> a(static_cast<size_t>(n * n)), b(a.size()), c(a.size());
+  gaussian_fill(a.data(), static_cast<int64_t>(a.size()), 0, 1, 0);
+  gaussian_fill(b.data(), static_cast<int64_t>(b.size()), 0, 1, 1);
+  auto run = [&] {
+    const dnnl_status_t st = dnnl_sgemm('N', 'N', n, n, n, 1.f, a.data(), n, b.data(), n, 0.f,
+                                        c.data(), n);
+    if (st != dnnl_success) throw std::runtime_error("sgemm reference: dnnl_sgemm failed");
+  };
+  run();
+  double best_ms = 0, best_cpu_ms = 0;
+  const auto start = Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = Clock::now();
+    const double c0 = process_cpu_ms();
+    run();
+    const double ms = elapsed_ms(t0), cpu_ms = process_cpu_ms() - c0;
+    if (i == 0 || ms < best_ms) best_ms = ms;
+    if (i == 0 || cpu_ms < best_cpu_ms) best_cpu_ms = cpu_ms;
+    if (elapsed_ms(start) > 3000) break;
+  }
+  const double flops = 2.0 * static_cast<double>(n) * n * n;
+  g_sgemm_cpu_tflops = flops / (std::max(best_cpu_ms, 1e-6) * 1e-3) / 1e12;
+  return flops / (std::max(best_ms, 1e-6) * 1e-3) / 1e12;
+}
+
+// ---- measuring one component ----
+struct Row {
+  std::string component, lr;
+  double ms = 0, tflops = 0, peak_ratio = 0, peak_mem_mb = 0, gflop = 0;
+  double cpu_ms = 0;  // table only: median process CPU time
+};
+
+void print_profile(const std::string& component, const LrSize& lr, int repeats,
+                   const CountingBackend& be) {
+  std::vector<std::pair<std::string, CountingBackend::OpStats>> ops(be.profile().begin(),
+                                                                     be.profile().end());
+  std::sort(ops.begin(), ops.end(), [](auto& a, auto& b) { return a.second.ms > b.second.ms; });
+  std::fprintf(stderr, "## %s %s (per run)\n", component.c_str(), lr.str().c_str());
+  for (const auto& [op, st] : ops)
+    std::fprintf(stderr, "   %-20s %10.2f ms %7.1f calls %10.3f GFLOP %8.4f TFLOP/s\n", op.c_str(),
+                 st.ms / repeats, static_cast<double>(st.calls) / repeats, st.flops / 1e9 / repeats,
+                 st.ms > 0 ? st.flops / (st.ms * 1e-3) / 1e12 : 0.0);
+}
+
+// One warm-up call, then `repeats` timed calls; FLOPs are those of the last call.
+Row measure(const std::string& component, const LrSize& lr, int repeats, double peak_tflops,
+            CountingBackend& be, bool profile, const std::function<void()>& fn) {
+  reset_peak_rss();
+  fn();
+  be.reset();
+  be.set_profiling(profile);
+  std::vector<double> times, cpu_times;
+  double flops = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const double before = be.flops();
+    const auto t0 = Clock::now();
+    const double c0 = process_cpu_ms();
+    fn();
+    times.push_back(elapsed_ms(t0));
+    cpu_times.push_back(process_cpu_ms() - c0);
+    flops = be.flops() - before;
+  }
+  if (profile) print_profile(component, lr, repeats, be);
+  be.set_profiling(false);
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  const double median = median_of(times);
+  Row row;
+  row.component = component;
+  row.lr = lr.str();
+  row.ms = std::max(median, 1e-6);  // a steady clock never gives 0 for real work; guard anyway
+  row.gflop = flops / 1e9;
+  row.cpu_ms = median_of(cpu_times);
+  row.tflops = flops / (row.ms * 1e-3) / 1e12;
+  row.peak_ratio = peak_tflops > 0 ? row.tflops / peak_tflops : 0;
+  row.peak_mem_mb = peak_rss_mib();
+  return row;
+}
+
+// An input image in about [-1, 1] (deterministic).
+Tensor test_image(const Shape& shape, uint64_t stream) {
+  Tensor t = gaussian_noise(shape, 1234, stream);
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = std::tanh(0.5f * p[i]);
+  return t;
+}
+
+std::vector<Row> bench_size(const ModelBundle& models, CountingBackend& be, const LrSize& lr,
+                            const Args& args, double peak) {
+  const int repeats = args.repeats;
+  auto wanted = [&](const std::string& c) {
+    return args.components.empty() ||
+           std::find(args.components.begin(), args.components.end(), c) != args.components.end();
+  };
+  const int f = models.vae_scale_factor;
+  if (lr.h % f || lr.w % f)
+    throw std::runtime_error("LR size " + lr.str() + " is not a multiple of the VAE scale factor " +
+                             std::to_string(f));
+  StreamSession session(models, be, StreamOptions{});
+  const Tensor lr_a = test_image({1, 3, lr.h, lr.w}, 1), lr_b = test_image({1, 3, lr.h, lr.w}, 2);
+  const Tensor up_a = session.upscale(lr_a), up_b = session.upscale(lr_b);
+  const Tensor warped = test_image(up_a.shape(), 3);
+  const Tensor latents = session.initial_latents(lr_a, 0);
+  const Tensor model_in = be.concat({latents, lr_a}, 1);
+  const float timestep = static_cast<float>(session.timesteps().front());
+  const Tensor& prompt = models.prompt_embeds;
+
+  std::vector<Row> rows;
+  auto add = [&](const std::string& name, const std::function<void()>& fn) {
+    if (wanted(name)) rows.push_back(measure(name, lr, repeats, peak, be, args.profile, fn));
+  };
+
+  // The controlnet residuals the U-Net step gets in a later frame.
+  const ControlNetResiduals residuals = models.controlnet->forward(
+      model_in, timestep, prompt, warped, StreamOptions{}.conditioning_scale);
+  add("unet_step", [&] { models.unet->forward(model_in, timestep, prompt, &residuals); });
+  add("controlnet_step", [&] {
+    models.controlnet->forward(model_in, timestep, prompt, warped,
+                               StreamOptions{}.conditioning_scale);
+  });
+  // Alternating pairs: each call's second image is the previous call's first,
+  // as in a stream, so RAFT's one-entry feature cache behaves as it does there.
+  bool flip = false;
+  add("raft", [&] {
+    if (flip) models.raft->flow(up_a, up_b);
+    else models.raft->flow(up_b, up_a);
+    flip = !flip;
+  });
+  add("vae_encode_features", [&] { models.vae->temporal_features(warped); });
+  const std::vector<Tensor> features = models.vae->temporal_features(warped);
+  const Tensor z = be.scale(latents, static_cast<float>(1.0 / models.vae->scaling_factor()));
+  add("vae_decode", [&] { models.vae->decode(z, &features); });
+  // A later frame: frame 0 first, then alternate the two LR frames.
+  if (wanted("frame")) session.push(lr_a);
+  bool second = true;
+  add("frame", [&] {
+    session.push(second ? lr_b : lr_a);
+    second = !second;
+  });
+  return rows;
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+void print_table_header(double peak, int threads, int64_t sgemm_size) {
+  std::printf("# sgemm %lld^3 (oneDNN, %d threads): %.4f TFLOP/s (%.4f per CPU-second)\n",
+              static_cast<long long>(sgemm_size), threads, peak, g_sgemm_cpu_tflops);
+  std::printf("%-20s %-10s %-6s %-6s %12s %10s %10s %12s %12s %12s\n", "component", "lr", "device",
+              "dtype", "ms", "tflops", "peak_ratio", "peak_mem_mb", "gflop", "cpu_ms");
+}
+
+void print_row(const Row& r, bool json) {
+  if (json) {
+    nlohmann::json j;
+    j["component"] = r.component;
+    j["lr"] = r.lr;
+    j["device"] = "cpu";
+    j["dtype"] = "f32";
+    j["ms"] = r.ms;
+    j["tflops"] = r.tflops;
+    j["peak_ratio"] = r.peak_ratio;
+    j["peak_mem_mb"] = r.peak_mem_mb;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("%-20s %-10s %-6s %-6s %12s %10s %10s %12s %12s %12s\n", r.component.c_str(),
+                r.lr.c_str(), "cpu", "f32", fixed(r.ms, 3).c_str(), fixed(r.tflops, 4).c_str(),
+                fixed(r.peak_ratio, 3).c_str(), fixed(r.peak_mem_mb, 1).c_str(),
+                fixed(r.gflop, 3).c_str(), fixed(r.cpu_ms, 1).c_str());
+  }
+  std::fflush(stdout);
+}
+
+int run(const Args& args) {
+  Backend& cpu = cpu_backend();
+  if (args.threads > 0) cpu.set_threads(args.threads);
+  CountingBackend be(cpu);
+  ModelPaths paths;
+  paths.model_dir = args.model;
+  const auto models = load_model_bundle(paths, be);
+  if (!models->controlnet) throw std::runtime_error(args.model + ": the benchmark needs a controlnet");
+  const double peak = sgemm_tflops(args.sgemm_size);
+  if (args.json)
+    std::cerr << "sdvsr-bench: sgemm " << args.sgemm_size << "^3 with " << cpu.threads()
+              << " threads: " << peak << " TFLOP/s\n";
+  else
+    print_table_header(peak, cpu.threads(), args.sgemm_size);
+
+  for (const LrSize& lr : args.sizes)
+    for (const Row& r : bench_size(*models, be, lr, args, peak)) print_row(r, args.json);
+  return 0;
+}
+
+}  // namespace
+}  // namespace sdvsr::bench
+
+int main(int argc, char** argv) {
+  const sdvsr::bench::Args args = sdvsr::bench::parse_args(argc, argv);
+  try {
+    return sdvsr::bench::run(args);
+  } catch (const std::exception& e) {
+    std::cerr << "sdvsr-bench: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,131 @@
+// sdvsr-bench on the tiny golden model, and the FLOP counting it relies on.
+// Timings on a shared CI machine are noisy, so only what is robust is
+// asserted: every component row is there, every number finite and positive,
+// and bounds far beyond anything real.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "counting_backend.h"
+#include "golden.h"
+#include "run_program.h"
+
+namespace sdvsr {
+namespace {
+
+using nlohmann::json;
+
+const std::set<std::string> kComponents = {"unet_step", "controlnet_step", "raft",
+                                           "vae_encode_features", "vae_decode", "frame"};
+
+TEST(BenchProgram, JsonRunOnTinyModelHasEveryComponentWithSaneNumbers) {
+  // A 1024^3 reference product keeps the run short on a loaded machine.
+  const auto r = test::run_program("sdvsr-bench",
+                                   {"--model", test::golden_path("tiny"), "--sizes", "32x32",
+                                    "--repeats", "1", "--json", "--sgemm-size", "1024"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, json> rows;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    SCOPED_TRACE(line);
+    json j;
+    ASSERT_NO_THROW(j = json::parse(line));
+    for (const char* key : {"component", "lr", "device", "dtype"})
+      ASSERT_TRUE(j.contains(key) && j[key].is_string()) << key;
+    for (const char* key : {"ms", "tflops", "peak_ratio", "peak_mem_mb"})
+      ASSERT_TRUE(j.contains(key) && j[key].is_number()) << key;  // NaN would print as null
+    EXPECT_EQ(j["lr"], "32x32");
+    EXPECT_EQ(j["device"], "cpu");
+    EXPECT_EQ(j["dtype"], "f32");
+    const double ms = j["ms"], tflops = j["tflops"], ratio = j["peak_ratio"],
+                 mem = j["peak_mem_mb"];
+    for (double v : {ms, tflops, ratio, mem}) {
+      EXPECT_TRUE(std::isfinite(v));
+      EXPECT_GT(v, 0.0);
+    }
+    EXPECT_LT(ms, 600e3);      // ten minutes
+    EXPECT_LT(tflops, 1e3);    // no CPU does a PFLOP/s
+    EXPECT_LT(ratio, 2.0);     // the reference rate is the best of its runs
+    EXPECT_LT(mem, 64 * 1024.0);
+    const std::string component = j["component"];
+    EXPECT_TRUE(kComponents.count(component)) << component;
+    EXPECT_FALSE(rows.count(component)) << "twice: " << component;
+    rows[component] = j;
+  }
+  for (const std::string& c : kComponents) EXPECT_TRUE(rows.count(c)) << "missing " << c;
+}
+
+TEST(BenchProgram, BadArgumentsExitTwoAndMissingModelExitsOne) {
+  const std::string tiny = test::golden_path("tiny");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {},
+           {"--model", tiny, "--sizes", "32by32"},
+           {"--model", tiny, "--repeats", "0"},
+           {"--model", tiny, "--frobnicate"}}) {
+    const auto r = test::run_program("sdvsr-bench", args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("sdvsr-bench:"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty());
+  }
+  const auto r = test::run_program(
+      "sdvsr-bench", {"--model", test::temp_dir("bench-no-model") + "/absent", "--sgemm-size", "64"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("absent"), std::string::npos) << r.err;
+}
+
+// FLOPs = 2 x multiply-adds, counted from the shapes independently here; the
+// results are the wrapped backend's own.
+TEST(CountingBackend, CountsTwiceTheMultiplyAddsAndForwardsResults) {
+  Backend& cpu = cpu_backend();
+  bench::CountingBackend be(cpu);
+  auto ramp = [](Shape s) {
+    Tensor t = Tensor::uninitialized(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>((i * 7) % 13) / 13.f;
+    return t;
+  };
+  const Tensor x = ramp({2, 4, 9, 7}), w = ramp({6, 2, 3, 3}), bias = ramp({6});
+  Conv2dParams p;
+  p.stride_h = 2;
+  p.pad_h = p.pad_w = 1;
+  p.groups = 2;
+  const Tensor y = be.conv2d(x, w, &bias, p);  // [2, 6, 5, 7]
+  ASSERT_EQ(y.shape(), (Shape{2, 6, 5, 7}));
+  EXPECT_EQ(y.to_vector(), cpu.conv2d(x, w, &bias, p).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * (2 * 6 * 5 * 7) * (2 * 3 * 3));
+
+  be.reset();
+  const Tensor a = ramp({3, 5, 8}), lw = ramp({4, 8});
+  EXPECT_EQ(be.linear(a, lw, nullptr).to_vector(), cpu.linear(a, lw, nullptr).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * 15 * 4 * 8);
+
+  be.reset();
+  const Tensor b = ramp({3, 6, 8});
+  EXPECT_EQ(be.matmul(a, b, true).to_vector(), cpu.matmul(a, b, true).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * 3 * 5 * 6 * 8);
+
+  be.reset();
+  const Tensor q = ramp({2, 5, 8}), k = ramp({2, 7, 8});
+  EXPECT_EQ(be.attention(q, k, k, 2, 0.5f, false).to_vector(),
+            cpu.attention(q, k, k, 2, 0.5f, false).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * 2 * (2 * 2 * 5 * 7 * 4));  // two products per head
+
+  be.reset();
+  const Tensor f1 = ramp({1, 3, 4, 5});
+  EXPECT_EQ(be.correlation_volume(f1, f1).to_vector(), cpu.correlation_volume(f1, f1).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * 20 * 20 * 3);
+
+  be.reset();  // uncounted ops forward too
+  EXPECT_EQ(be.add(f1, f1).to_vector(), cpu.add(f1, f1).to_vector());
+  EXPECT_EQ(be.flops(), 0.0);
+}
+
+}  // namespace
+}  // namespace sdvsr
