@@ -8,4 +8,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++-12 cmake ninja-build pkg-config \
   libdnnl-dev libomp-dev nlohmann-json3-dev libzip-dev zipcmp zipmerge ziptool libpng-dev \
+  libjpeg62-turbo-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev \
   libcli11-dev libgtest-dev libgmock-dev >/dev/null
