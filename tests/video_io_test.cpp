@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <filesystem>
@@ -32,7 +33,9 @@ struct TempDir {
     fs::remove_all(dir);
     fs::create_directories(dir);
   }
-  ~TempDir() { fs::remove_all(dir); }
+  ~TempDir() {
+    if (!std::getenv("SDVSR_KEEP_TEST_FILES")) fs::remove_all(dir);
+  }
   std::string operator/(const std::string& f) const { return (dir / f).string(); }
   int files() const {
     int n = 0;
@@ -83,6 +86,13 @@ void make_clip(const std::string& path, const ClipSpec& s) {
   AVFormatContext* oc = nullptr;
   ASSERT_GE(avformat_alloc_output_context2(&oc, nullptr, nullptr, path.c_str()), 0);
   av_dict_set(&oc->metadata, "title", "sdvsr test clip", 0);
+  {  // one chapter, as a muxer's user would add it
+    oc->chapters = static_cast<AVChapter**>(av_calloc(1, sizeof(AVChapter*)));
+    AVChapter* c = static_cast<AVChapter*>(av_mallocz(sizeof(AVChapter)));
+    c->id = 1, c->time_base = AVRational{1, 1000}, c->start = 0, c->end = 200;
+    av_dict_set(&c->metadata, "title", "Opening", 0);
+    oc->chapters[oc->nb_chapters++] = c;
+  }
   AVCodecContext* enc = nullptr;
   AVStream *vs = nullptr, *as = nullptr, *ss = nullptr;
   if (s.video) {
@@ -189,7 +199,10 @@ std::vector<int64_t> steady(int n, int64_t step) {
 struct Probe {
   std::vector<std::string> codecs;  // per stream
   std::string title;
+  std::string chapter;              // the first chapter's title
   int64_t audio_samples = 0;        // decoded sample count of the first audio stream
+  int packets = 0;                  // in file order, all streams
+  int first_audio_packet = -1;      // its position in file order
 };
 
 Probe probe(const std::string& path) {
@@ -199,6 +212,8 @@ Probe probe(const std::string& path) {
   if (!ic) return p;
   avformat_find_stream_info(ic, nullptr);
   if (auto* e = av_dict_get(ic->metadata, "title", nullptr, 0)) p.title = e->value;
+  if (ic->nb_chapters > 0)
+    if (auto* e = av_dict_get(ic->chapters[0]->metadata, "title", nullptr, 0)) p.chapter = e->value;
   int audio = -1;
   for (unsigned i = 0; i < ic->nb_streams; ++i) {
     p.codecs.push_back(avcodec_get_name(ic->streams[i]->codecpar->codec_id));
@@ -215,6 +230,8 @@ Probe probe(const std::string& path) {
       while (avcodec_receive_frame(dec, f) == 0) p.audio_samples += f->nb_samples;
     };
     while (av_read_frame(ic, pkt) >= 0) {
+      if (pkt->stream_index == audio && p.first_audio_packet < 0) p.first_audio_packet = p.packets;
+      ++p.packets;
       if (pkt->stream_index == audio) avcodec_send_packet(dec, pkt), drain();
       av_packet_unref(pkt);
     }
@@ -312,8 +329,13 @@ TEST(VideoIo, Ffv1GbrpKeepsFramesBitExactWithAudioSubtitlesMetadata) {
   const Probe src = probe(t / "src.mkv"), out = probe(t / "out.mkv");
   EXPECT_EQ(out.codecs, (std::vector<std::string>{"ffv1", "pcm_s16le", "subrip"}));
   EXPECT_EQ(out.title, "sdvsr test clip");
+  EXPECT_EQ(src.chapter, "Opening");
+  EXPECT_EQ(out.chapter, "Opening");
   EXPECT_EQ(out.audio_samples, src.audio_samples);
   EXPECT_GT(src.audio_samples, 0);
+  // Interleaved as it goes, not all audio after the video.
+  EXPECT_GE(out.first_audio_packet, 0);
+  EXPECT_LT(out.first_audio_packet, out.packets / 2);
 }
 
 TEST(VideoIo, Mp4ReencodesPcmToAacAndDropsSubRipWithWarnings) {
@@ -334,7 +356,10 @@ TEST(VideoIo, Mp4ReencodesPcmToAacAndDropsSubRipWithWarnings) {
   ASSERT_EQ(d.frames.size(), 12u);
   for (int i = 0; i < 12; ++i) EXPECT_DOUBLE_EQ(d.seconds[i], i * 0.04);
   const Probe out = probe(t / "out.mp4");
-  EXPECT_EQ(out.codecs, (std::vector<std::string>{"h264", "aac"}));
+  // The mp4 muxer stores chapters as a text track, which reads back as a data stream.
+  EXPECT_EQ(out.codecs, (std::vector<std::string>{"h264", "aac", "bin_data"}));
+  EXPECT_EQ(out.chapter, "Opening");
+  EXPECT_LT(out.first_audio_packet, out.packets / 2);
   EXPECT_EQ(out.title, "sdvsr test clip");
   // AAC adds priming and padding; the sound's length is kept within a frame.
   const Probe src = probe(t / "src.mkv");

@@ -364,6 +364,9 @@ struct VideoWriter::Impl {
       const AVMediaType type = in->codecpar->codec_type;
       const std::string label = stream_label(in);
       if (static_cast<int>(i) == video_index) {
+      } else if (in->discard == AVDISCARD_ALL) {
+        // Discarded by the demuxer itself: an mp4/mov chapter text track, whose
+        // content arrives as chapters (copied with the container information).
       } else if (type == AVMEDIA_TYPE_AUDIO) {
         if (container_takes(ofmt, in->codecpar->codec_id)) copy_stream(s, in);
         else set_up_transcode(s, in);

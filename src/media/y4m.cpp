@@ -137,7 +137,7 @@ Y4mReader::Y4mReader(std::FILE* in, std::string name) : in_(in), name_(std::move
   if (!has_w || !has_h) throw stream_error(name_, "y4m header lacks W or H");
   if (int64_t{header_.width} * header_.height > kY4mMaxPixels)
     throw stream_error(name_, "y4m frame " + std::to_string(header_.width) + "x" + std::to_string(header_.height) +
-                                  " is too large (at most 2^28 pixels)");
+                                  " is too large (at most 2^26 pixels)");
   if (header_.fps_num <= 0 || header_.fps_den <= 0) header_.fps_num = 25, header_.fps_den = 1;
 
   const std::string& c = header_.chroma;

@@ -43,7 +43,7 @@ struct Y4mHeader {
 
 // Refuses frames beyond these before allocating anything.
 constexpr int kY4mMaxSide = 32768;
-constexpr int64_t kY4mMaxPixels = int64_t{1} << 28;  // 16384 x 16384
+constexpr int64_t kY4mMaxPixels = int64_t{1} << 26;  // 8192 x 8192, 192 MiB of RGB
 
 // Reads frames from a y4m stream. `name` (e.g. "<stdin>") starts every error:
 // "<name>: ...". The header is parsed by the constructor.
