@@ -8,6 +8,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++-12 cmake ninja-build pkg-config \
   libdnnl-dev libomp-dev nlohmann-json3-dev libzip-dev zipcmp zipmerge ziptool libpng-dev \
+  libjpeg62-turbo-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev \
   libcli11-dev libgtest-dev libgmock-dev \
   libcurl4-openssl-dev libssl-dev \
   clang-14 libclang-rt-14-dev >/dev/null  # clang + libFuzzer for scripts/ci-fuzz.sh

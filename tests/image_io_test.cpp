@@ -132,7 +132,7 @@ TEST(ImageIo, ErrorsNameTheFile) {
   const std::string dir = test::temp_dir("image_io_errors");
   EXPECT_EQ(error_of(dir + "/missing.png").rfind(dir + "/missing.png: cannot open", 0), 0u);
   std::ofstream(dir + "/text.png") << "hello, this is not a picture";
-  EXPECT_EQ(error_of(dir + "/text.png").rfind(dir + "/text.png: not a PNG file", 0), 0u);
+  EXPECT_EQ(error_of(dir + "/text.png").rfind(dir + "/text.png: not a PNG or JPEG file", 0), 0u);
   // A valid PNG cut in half: corrupt, reported, no crash.
   Image img;
   img.width = 64;

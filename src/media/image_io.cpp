@@ -1,5 +1,7 @@
 #include "media/image_io.h"
 
+#include "media/jpeg_io.h"
+
 #include <png.h>
 #include <unistd.h>
 
@@ -60,13 +62,27 @@ void row_to_rgb(const uint8_t* in, uint8_t* out, int width, int channels, int de
 }  // namespace
 
 Image read_image(const std::string& path) {
+  // The format comes from the file's first bytes, never from its extension.
+  uint8_t magic[8] = {0};
+  size_t got = 0;
+  {
+    FilePtr file(std::fopen(path.c_str(), "rb"));
+    if (!file) throw file_error(path, std::string("cannot open (") + std::strerror(errno) + ")");
+    got = std::fread(magic, 1, sizeof(magic), file.get());
+  }
+  if (got == sizeof(magic) && png_sig_cmp(magic, 0, sizeof(magic)) == 0) return read_png(path);
+  if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return read_jpeg(path);
+  throw file_error(path, "not a PNG or JPEG file");
+}
+
+Image read_png(const std::string& path) {
   FilePtr file(std::fopen(path.c_str(), "rb"));
   if (!file) throw file_error(path, std::string("cannot open (") + std::strerror(errno) + ")");
 
   uint8_t signature[8];
   const size_t got = std::fread(signature, 1, sizeof(signature), file.get());
   if (got != sizeof(signature) || png_sig_cmp(signature, 0, sizeof(signature)) != 0)
-    throw file_error(path, "not a PNG file (only PNG frames are supported)");
+    throw file_error(path, "not a PNG file");
 
   PngErrorState err;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, on_png_error, on_png_warning);

@@ -1,7 +1,7 @@
 #pragma once
 // PNG frames in and out, decoded the way the original reads them:
-// Image.open(path).convert('RGB') in Pillow. Only PNG is supported (libjpeg
-// is not linked); other files are rejected with an error naming the file.
+// Image.open(path).convert('RGB') in Pillow. read_image also reads JPEG
+// (media/jpeg_io.h), chosen by the file's first bytes.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,6 +14,10 @@ struct Image {
   std::vector<uint8_t> rgb;
 };
 
+// Reads a PNG or a JPEG (read_png / read_jpeg), told apart by the magic bytes
+// at the start of the file; anything else: "<path>: not a PNG or JPEG file".
+Image read_image(const std::string& path);
+
 // Any PNG (gray, gray+alpha, palette, RGB, RGBA; 1..16 bits; interlaced or not)
 // converted to RGB as Pillow's convert('RGB') does:
 //  - alpha and tRNS transparency are dropped, gAMA/iCCP are ignored;
@@ -22,7 +26,7 @@ struct Image {
 //  - 16-bit gray is opened by Pillow as 32-bit integer mode "I", whose conversion
 //    to RGB clips to 0..255 (so values >= 255 become 255).
 // Throws std::runtime_error "<path>: ..." for unreadable, non-PNG or corrupt files.
-Image read_image(const std::string& path);
+Image read_png(const std::string& path);
 
 // Writes 8-bit RGB PNG (libpng's default zlib level) atomically: the bytes go to
 // "<path>.tmp-<pid>" which is renamed over `path` only once complete.
