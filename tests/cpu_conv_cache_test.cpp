@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_backend.h"
 
 namespace sdvsr {
 namespace {
@@ -57,6 +58,7 @@ Conv2dParams pad1() {
 
 // 32 -> 32 channels: oneDNN picks a blocked weight layout, so the cache is used.
 TEST(CpuConvWeightCache, RepeatedCallsAndRecycledAddressesUseTheRightWeights) {
+  set_conv_weight_cache_mb(64);  // the cache is off by default
   Backend& be = cpu_backend();
   const Tensor x = filled({1, 32, 6, 5}, 1.f);
   for (int round = 0; round < 6; ++round) {
@@ -70,6 +72,7 @@ TEST(CpuConvWeightCache, RepeatedCallsAndRecycledAddressesUseTheRightWeights) {
 }
 
 TEST(CpuConvWeightCache, WeightsSharingOneOwnerAreKeptApart) {
+  set_conv_weight_cache_mb(64);
   Backend& be = cpu_backend();
   const Tensor x = filled({1, 32, 4, 4}, 3.f);
   const int64_t per = 32 * 32 * 3 * 3;
