@@ -42,6 +42,7 @@ TEST(CliOptions, BadCommandLinesExitTwoWithOneLine) {
   expect_usage_error(with({"--crf", "99"}), "crf");
   expect_usage_error(with({"--num_inference_steps", "zero"}), "num_inference_steps");
   expect_usage_error(with({"--seed", "-3"}), "seed");
+  expect_usage_error(with({"--seed", "18446744073709551616"}), "seed");
 }
 
 TEST(CliOptions, HelpAndVersionExitZero) {

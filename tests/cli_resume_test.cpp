@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -140,6 +141,33 @@ TEST_F(CliResume, StateFromOtherSettingsIsRefusedNamingWhatDiffers) {
   EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
   expect_same_as_reference(out);
   EXPECT_FALSE(fs::exists(out + "/in/a/.sdvsr-state"));
+}
+
+// A frame that cannot be read stops the run with the state of the frames
+// before it saved; once the file is fixed, --resume finishes bit-identically.
+TEST_F(CliResume, FailedFrameSavesStateAndResumeContinues) {
+  const std::string in_fail = *dir_ + "/fail/a", out = *dir_ + "/failout";
+  fs::create_directories(in_fail);
+  for (const char* f : {"frame_0001.png", "frame_0002.png"})
+    fs::copy(in() + "/a/" + f, in_fail + "/" + f);
+  std::ofstream(in_fail + "/frame_0003.png") << "truncated";
+  auto with_input = [&](std::vector<std::string> a) {
+    a[3] = *dir_ + "/fail";  // "-i" value
+    return a;
+  };
+  auto r = run_program("sdvsr", with_input(args(out, {"-q"})));
+  ASSERT_EQ(r.exit_code, 1);
+  EXPECT_EQ(test::line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("frame_0003.png"), std::string::npos) << r.err;
+  ASSERT_TRUE(fs::exists(out + "/fail/a/.sdvsr-state"));
+  fs::copy(in() + "/a/frame_0003.png", in_fail + "/frame_0003.png",
+           fs::copy_options::overwrite_existing);
+  auto resumed = run_program("sdvsr", with_input(args(out, {"--resume", "--log", "json"})));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(json_frames(resumed.err, "a"), 1) << resumed.err;
+  EXPECT_FALSE(fs::exists(out + "/fail/a/.sdvsr-state"));
+  for (const char* f : {"frame_0001.png", "frame_0002.png", "frame_0003.png"})
+    EXPECT_EQ(read_image(out + "/fail/a/" + f).rgb, read_image(*dir_ + "/ref/in/a/" + f).rgb) << f;
 }
 
 TEST_F(CliResume, RealSigintStopsCleanlyAndResumesBitIdentical) {

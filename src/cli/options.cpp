@@ -63,10 +63,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  app.add_option("--seed", o.seed,
-                 "initial-noise seed (Philox4x32-10 + Box-Muller, stream = frame index)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  std::string seed = "0";  // parsed here: CLI11 would wrap "-3" into a huge unsigned value
+  app.add_option("--seed", seed,
+                 "initial-noise seed, 0 to 2^64-1 (Philox4x32-10 + Box-Muller, stream = frame index)")
+      ->capture_default_str();
   app.add_option("--noise", o.noise_file,
                  "safetensors file of initial latents: '<sequence>/frame{k}.init_latents' or "
                  "'frame{k}.init_latents' (k = 0-based frame index)");
@@ -106,6 +106,13 @@ std::optional<Options> parse_options(int argc, char** argv) {
     throw UsageError(e.what());
   }
   o.log = log == "json" ? LogMode::kJson : LogMode::kText;
+  if (seed.empty() || seed.size() > 20 || seed.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError("--seed: '" + seed + "' is not an integer from 0 to 2^64-1");
+  try {
+    o.seed = std::stoull(seed);
+  } catch (const std::exception&) {
+    throw UsageError("--seed: '" + seed + "' is not an integer from 0 to 2^64-1");
+  }
   if (o.codec.empty()) throw UsageError("--codec: empty encoder name");
   if (o.pix_fmt.empty()) throw UsageError("--pix-fmt: empty pixel format");
   return o;

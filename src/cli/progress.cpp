@@ -44,7 +44,8 @@ void Progress::frame_done(const std::string& seq, int64_t index, const std::stri
     return;
   }
   const int64_t done = done_before_ + done_now_;
-  const std::string of = total_ ? "/" + std::to_string(*total_) : std::string();
+  std::string of;  // "/total" (appended piecewise: GCC 12 -Wrestrict false positive)
+  if (total_) of.append("/").append(std::to_string(*total_));
   if (!tty_) {
     std::cerr << seq << ": frame " << done << of << " -> " << path << " (" << static_cast<long>(ms)
               << " ms)\n";
