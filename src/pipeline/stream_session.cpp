@@ -37,20 +37,32 @@ Tensor StreamSession::initial_latents(const Tensor& lr, int64_t frame_index) con
 
 Tensor StreamSession::predict_noise(const Tensor& latents, const Tensor& lr, int64_t t,
                                     const Tensor* warped) const {
+  if (!warped || !models_.controlnet) return predict_noise_embedded(latents, lr, t, nullptr);
+  const Tensor embedding = models_.controlnet->condition_embedding(*warped);
+  return predict_noise_embedded(latents, lr, t, &embedding);
+}
+
+Tensor StreamSession::predict_noise_embedded(const Tensor& latents, const Tensor& lr, int64_t t,
+                                             const Tensor* control_embedding) const {
   // scale_model_input is the identity for DDIM; the LR frame joins as extra channels.
-  Tensor model_in = be_.concat({latents, lr}, 1);
+  const Tensor model_in = be_.concat({latents, lr}, 1);
   const float timestep = static_cast<float>(t);
-  if (warped && models_.controlnet) {
-    ControlNetResiduals res = models_.controlnet->forward(model_in, timestep, models_.prompt_embeds,
-                                                          *warped, options_.conditioning_scale);
-    return models_.unet->forward(model_in, timestep, models_.prompt_embeds, &res);
-  }
-  return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
+  if (!control_embedding)
+    return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
+  // As the pipeline does: guess mode follows the ControlNet's global_pool_conditions.
+  ControlNetModel& cn = *models_.controlnet;
+  const ControlNetResiduals res =
+      cn.forward_embedded(model_in, timestep, models_.prompt_embeds, *control_embedding,
+                          options_.conditioning_scale, cn.global_pool_conditions());
+  return models_.unet->forward(model_in, timestep, models_.prompt_embeds, &res);
 }
 
 Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {
+  std::optional<Tensor> embedding;
+  if (warped && models_.controlnet) embedding = models_.controlnet->condition_embedding(*warped);
   for (int64_t t : timesteps_) {
-    Tensor noise_pred = predict_noise(latents, lr, t, warped);
+    const Tensor noise_pred =
+        predict_noise_embedded(latents, lr, t, embedding ? &*embedding : nullptr);
     latents = scheduler_.step(noise_pred, t, latents).prev_sample;
   }
   return latents;

@@ -45,6 +45,10 @@ class StreamSession {
   // The U-Net noise prediction for latents at timestep t; ControlNet joins when warped is given.
   Tensor predict_noise(const Tensor& latents, const Tensor& lr, int64_t t,
                        const Tensor* warped) const;
+  // The same with the ControlNet's conditioning embedding of the warped frame
+  // already computed (it depends only on the image: once per frame, not per step).
+  Tensor predict_noise_embedded(const Tensor& latents, const Tensor& lr, int64_t t,
+                                const Tensor* control_embedding) const;
   // The whole denoising loop of one frame.
   Tensor denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const;
   Tensor decode(const Tensor& latents, const Tensor* warped) const;
