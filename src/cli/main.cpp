@@ -4,9 +4,33 @@
 #include <iostream>
 #include <optional>
 
+#include "cli/input_plan.h"
 #include "cli/options.h"
+#include "cli/progress.h"
+#include "cli/resume_state.h"
 #include "cli/sequence_runner.h"
+#include "cli/signals.h"
 #include "runtime/backend.h"
+
+namespace {
+
+constexpr int kExitFailure = 1, kExitUsage = 2, kExitInterrupted = 130;
+
+// Fails early, before anything is read or written, for what this build cannot do.
+void check_build_supports(const sdvsr::cli::Options& o) {
+  if (o.device != "cpu")
+    throw std::runtime_error("--device " + o.device +
+                             ": no CUDA device/this build has no CUDA backend (use --device cpu)");
+  if (o.format == "jpg")
+    throw std::runtime_error("--format jpg: JPEG output needs libjpeg (not in this build yet)");
+}
+
+int interrupted(sdvsr::cli::Progress& progress) {
+  progress.info("sdvsr: interrupted; finished frames are kept (continue with --resume)");
+  return kExitInterrupted;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace sdvsr;
@@ -16,33 +40,44 @@ int main(int argc, char** argv) {
     if (!opts) return 0;
   } catch (const std::exception& e) {
     std::cerr << "sdvsr: " << e.what() << " (see sdvsr --help)\n";
-    return 2;
+    return kExitUsage;
   }
   const cli::Options& o = *opts;
+  cli::install_stop_handlers();
+  cli::Progress progress(o);
   try {
+    check_build_supports(o);
+    const std::vector<cli::SequenceJob> jobs = cli::plan_inputs(o);
     Backend& be = cpu_backend();
     if (o.threads > 0) be.set_threads(o.threads);
-    const std::vector<cli::SequenceJob> jobs = cli::plan_sequences(o);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);
     if (!std::filesystem::is_directory(o.model_id))
       throw std::runtime_error(o.model_id +
                                ": model folder not found (hub downloads are not supported yet; "
                                "pass a local folder in the original's layout)");
-    ModelPaths paths;
-    paths.model_dir = o.model_id;
-    paths.unet_dir = o.unet_weights;
-    paths.controlnet_dir = o.controlnet_weights;
-    paths.vae_dir = o.vae_weights;
-    paths.raft_path = o.raft_file;
+    ModelPaths given;
+    given.model_dir = o.model_id;
+    given.unet_dir = o.unet_weights;
+    given.controlnet_dir = o.controlnet_weights;
+    given.vae_dir = o.vae_weights;
+    given.raft_path = o.raft_file;
+    const ModelPaths paths = resolve_model_paths(given);
     const auto models = load_model_bundle(paths, be);
+    if (cli::stop_requested()) return interrupted(progress);
+    cli::RunContext ctx{*models, be, o, noise ? &*noise : nullptr,
+                        cli::run_fingerprint(o, paths), progress};
     for (const cli::SequenceJob& job : jobs) {
-      cli::run_sequence(job, *models, be, o, noise ? &*noise : nullptr);
-      if (!o.quiet) std::cerr << "Upscaled " << job.name << " and saved to " << job.out_dir << ".\n";
+      const cli::SequenceOutcome outcome = cli::run_sequence(job, ctx);
+      if (outcome == cli::SequenceOutcome::kStopped) return interrupted(progress);
+      if (outcome == cli::SequenceOutcome::kDone)
+        progress.info("Upscaled " + job.name + " and saved to " +
+                      (job.out_dir.empty() ? job.label : job.out_dir) + ".");
     }
   } catch (const std::exception& e) {
+    progress.finish_line();
     std::cerr << "sdvsr: " << e.what() << "\n";
-    return 1;
+    return kExitFailure;
   }
   return 0;
 }

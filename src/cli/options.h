@@ -7,17 +7,29 @@
 
 namespace sdvsr::cli {
 
+enum class LogMode { kText, kJson };
+
 struct Options {
+  // ---- the original's flags ----
   std::string model_id = "Jamichsu/Stream-DiffVSR";
   std::string unet_weights, controlnet_weights, vae_weights;  // *_pretrained_weight
   std::string in_path;
   std::string out_path = "./StreamDiffVSR_results/";
   int num_inference_steps = 4;
-  std::string device = "cpu";
-  int threads = 0;  // 0 = all cores
+  // ---- ours ----
+  std::string device = "cpu";  // cpu | cuda | cuda:N (validated by the parser)
+  int threads = 0;             // 0 = all cores
   uint64_t seed = 0;
   std::string noise_file;
   std::string raft_file;
+  std::string format = "png";  // frame files: png | jpg
+  int quality = 95;            // JPEG quality
+  std::string codec = "libx264";  // video output (FFmpeg encoder name)
+  int crf = 18;
+  std::string pix_fmt = "yuv420p";
+  bool offline = false;  // hub: cache only
+  bool resume = false;
+  LogMode log = LogMode::kText;
   bool quiet = false;
 };
 

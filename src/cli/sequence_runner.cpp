@@ -1,12 +1,13 @@
 #include "cli/sequence_runner.h"
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <stdexcept>
 
+#include "cli/prefetcher.h"
+#include "cli/signals.h"
 #include "media/frame_convert.h"
-#include "media/frame_folder.h"
-#include "media/image_io.h"
 #include "pipeline/stream_session.h"
 
 namespace fs = std::filesystem;
@@ -15,14 +16,10 @@ namespace sdvsr::cli {
 
 namespace {
 
-// The original takes Path(seq_path).parent.name, i.e. the name of IN without trailing slashes.
-std::string input_basename(std::string in_path) {
-  while (in_path.size() > 1 && in_path.back() == '/') in_path.pop_back();
-  std::string name = fs::path(in_path).filename().string();
-  if (name.empty() || name == "." || name == "..")
-    name = fs::weakly_canonical(fs::path(in_path)).filename().string();
-  return name;
-}
+using Clock = std::chrono::steady_clock;
+
+// How often the resume state is saved while a sequence runs.
+constexpr std::chrono::seconds kStateInterval{300};
 
 // Edge-replicates the right and bottom borders up to multiples of `m` (the
 // original resamples such frames with Lanczos; we pad and crop instead).
@@ -54,77 +51,140 @@ Image crop(const Image& img, int w, int h) {
   return out;
 }
 
-bool same_folder(const fs::path& a, const fs::path& b) {
-  std::error_code ec;
-  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+// SDVSR_TEST_STOP_AFTER=N (a test hook): behave as if interrupted once N
+// frames have been written by this process.
+bool test_stop_after(int64_t frames_written) {
+  static const long limit = [] {
+    const char* v = std::getenv("SDVSR_TEST_STOP_AFTER");
+    return v ? std::atol(v) : 0L;
+  }();
+  return limit > 0 && frames_written >= limit;
+}
+
+int64_t g_frames_written = 0;  // by this process, all sequences
+
+// --resume skips a sequence whose outputs all exist and that has no state file.
+bool already_finished(const SequenceJob& job, const FrameSource& src, const FrameSink& sink) {
+  const std::vector<std::string> names = src.names();
+  if (names.empty() || fs::exists(state_path(job.out_dir))) return false;
+  for (size_t k = 0; k < names.size(); ++k)
+    if (!fs::exists(sink.path_for(static_cast<int64_t>(k), names[k]))) return false;
+  return true;
 }
 
 }  // namespace
 
-std::vector<SequenceJob> plan_sequences(const Options& o) {
-  if (!fs::is_directory(o.in_path))
-    throw std::runtime_error(o.in_path + ": input folder not found");
-  const fs::path out_root = fs::path(o.out_path) / input_basename(o.in_path);
-  std::vector<SequenceJob> jobs;
-  for (const std::string& dir : list_sequences(o.in_path)) {
-    SequenceJob j;
-    j.in_dir = dir;
-    j.name = fs::path(dir).filename().string();
-    j.out_dir = (out_root / j.name).string();
-    if (same_folder(j.in_dir, j.out_dir))
-      throw std::runtime_error(j.out_dir + ": output folder is the input folder; choose another --out_path");
-    jobs.push_back(std::move(j));
-  }
-  if (jobs.empty())
-    throw std::runtime_error(o.in_path + ": no sequence folders (expected one folder of frames per sequence)");
-  return jobs;
-}
+SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
+  const Options& o = ctx.options;
+  const ModelBundle& models = ctx.models;
+  Backend& be = ctx.be;
+  std::unique_ptr<FrameSource> source = job.open_source();
+  std::unique_ptr<FrameSink> sink = job.open_sink();
+  const std::vector<std::string> names = source->names();
+  const Fingerprint fp = sequence_fingerprint(ctx.fingerprint, names);
+  const bool resumable = !job.out_dir.empty();
 
-int run_sequence(const SequenceJob& job, const ModelBundle& models, Backend& be,
-                 const Options& o, const NoiseFile* noise) {
-  const std::vector<std::string> frames = list_frames(job.in_dir);
-  if (frames.empty()) throw std::runtime_error(job.in_dir + ": no PNG frames");
   StreamOptions so;
   so.num_inference_steps = o.num_inference_steps;
   so.seed = o.seed;
   StreamSession session(models, be, so);
-  fs::create_directories(job.out_dir);
-  int written = 0;
-  for (size_t k = 0; k < frames.size(); ++k) {
-    const std::string& path = frames[k];
-    const Image lr_img = read_image(path);
-    if (k > 0 && session.state().index > 0) {
-      const Shape& prev = session.state().prev_upscaled.shape();
-      const int64_t want_h = (lr_img.height + models.vae_scale_factor - 1) / models.vae_scale_factor *
-                             models.vae_scale_factor * 4;
-      const int64_t want_w = (lr_img.width + models.vae_scale_factor - 1) / models.vae_scale_factor *
-                             models.vae_scale_factor * 4;
-      if (prev[2] != want_h || prev[3] != want_w)
-        throw std::runtime_error(path + ": frame size " + std::to_string(lr_img.width) + "x" +
+
+  if (resumable && o.resume) {
+    if (std::optional<SavedState> saved = load_state(job.out_dir)) {
+      const std::string diff = fingerprint_difference(saved->fingerprint, fp);
+      if (!diff.empty())
+        throw std::runtime_error(state_path(job.out_dir) + ": saved by a run with another " +
+                                 diff + "; run without --resume to start over");
+      const int64_t done = saved->state.index;
+      if (!names.empty() && done > static_cast<int64_t>(names.size()))
+        throw std::runtime_error(state_path(job.out_dir) + ": says " + std::to_string(done) +
+                                 " frames are done but the input has " +
+                                 std::to_string(names.size()));
+      for (int64_t k = 0; k < done && k < static_cast<int64_t>(names.size()); ++k) {
+        const std::string out = sink->path_for(k, names[k]);
+        if (!fs::exists(out))
+          throw std::runtime_error(out + ": missing, but " + state_path(job.out_dir) + " says " +
+                                   std::to_string(done) +
+                                   " frames are done; run without --resume to start over");
+      }
+      source->skip(done);
+      session.restore(std::move(saved->state));
+    } else if (already_finished(job, *source, *sink)) {
+      ctx.progress.info(job.name + ": already done, skipped (--resume)");
+      return SequenceOutcome::kSkipped;
+    }
+  } else if (resumable) {
+    remove_state(job.out_dir);  // a fresh run: an old state no longer matches the outputs
+  }
+
+  // The stream state that matches the frames written so far.
+  StreamState written = session.state();
+  auto last_save = Clock::now();
+  auto save = [&] {
+    if (resumable) save_state(job.out_dir, written, fp);
+    last_save = Clock::now();
+  };
+
+  ctx.progress.begin_sequence(job.name, source->total(), written.index);
+  Prefetcher frames(*source);
+  int64_t padded_w = 0, padded_h = 0;  // of the first frame this run
+  try {
+    while (!stop_requested()) {
+      std::optional<Frame> frame = frames.next();
+      if (!frame) break;
+      const auto t0 = Clock::now();
+      const int64_t k = written.index;
+      const Image& lr_img = frame->image;
+      const Image padded = pad_to_multiple(lr_img, models.vae_scale_factor);
+      // A resumed stream knows the size from its state (4x the padded LR frame).
+      if (k > 0 && padded_w == 0) {
+        padded_h = written.prev_upscaled.size(2) / 4;
+        padded_w = written.prev_upscaled.size(3) / 4;
+      }
+      if (padded_w != 0 && (padded.width != padded_w || padded.height != padded_h))
+        throw std::runtime_error(job.label + "/" + frame->name + ": frame size " +
+                                 std::to_string(lr_img.width) + "x" +
                                  std::to_string(lr_img.height) +
                                  " differs from the sequence's first frame");
+      padded_w = padded.width;
+      padded_h = padded.height;
+      // VaeImageProcessor: v / 255, then 2x - 1.
+      const Tensor lr = be.add_scalar(be.scale(image_to_tensor(padded), 2.0f), -1.0f);
+      std::optional<Tensor> injected;
+      if (ctx.noise) {
+        injected = ctx.noise->latent_for(job.name, k);
+        if (!injected)
+          throw std::runtime_error(o.noise_file + ": no tensor '" + job.name + "/frame" +
+                                   std::to_string(k) + ".init_latents' or 'frame" +
+                                   std::to_string(k) + ".init_latents'");
+      }
+      const Tensor decoded = session.push(lr, injected ? &*injected : nullptr);
+      const Image hr = crop(tensor_to_image(decoded), lr_img.width * 4, lr_img.height * 4);
+      sink->write(k, frame->name, hr);
+      written = session.state();
+      ++g_frames_written;
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      ctx.progress.frame_done(job.name, k, frame->name, ms, sink->path_for(k, frame->name));
+      if (test_stop_after(g_frames_written)) request_stop();
+      if (Clock::now() - last_save >= kStateInterval) save();
     }
-    const Image padded = pad_to_multiple(lr_img, models.vae_scale_factor);
-    // VaeImageProcessor: v / 255, then 2x - 1.
-    const Tensor lr = be.add_scalar(be.scale(image_to_tensor(padded), 2.0f), -1.0f);
-    std::optional<Tensor> injected;
-    if (noise) {
-      injected = noise->latent_for(job.name, static_cast<int64_t>(k));
-      if (!injected)
-        throw std::runtime_error(o.noise_file + ": no tensor '" + job.name + "/frame" +
-                                 std::to_string(k) + ".init_latents' or 'frame" +
-                                 std::to_string(k) + ".init_latents'");
+  } catch (...) {
+    ctx.progress.finish_line();
+    try {
+      save();
+    } catch (const std::exception&) {
+      // The first error is the one to report; the outputs written stay valid.
     }
-    const Tensor decoded = session.push(lr, injected ? &*injected : nullptr);
-    const Image hr = crop(tensor_to_image(decoded), lr_img.width * 4, lr_img.height * 4);
-    const std::string out = (fs::path(job.out_dir) / fs::path(path).filename()).string();
-    write_png(out, hr);
-    ++written;
-    if (!o.quiet)
-      std::cerr << job.name << ": frame " << (k + 1) << "/" << frames.size() << " -> " << out
-                << "\n";
+    throw;
   }
-  return written;
+  ctx.progress.end_sequence();
+  if (stop_requested()) {
+    save();
+    return SequenceOutcome::kStopped;
+  }
+  sink->finish();
+  if (resumable) remove_state(job.out_dir);
+  return SequenceOutcome::kDone;
 }
 
 }  // namespace sdvsr::cli

@@ -1,25 +1,30 @@
 #pragma once
-// Runs one sequence folder through a StreamSession and writes its frames.
-#include <optional>
+// Runs one sequence through a StreamSession: frames from its FrameSource,
+// upscaled in order, to its FrameSink; resume state, stop requests, progress.
 #include <string>
 
+#include "cli/input_plan.h"
 #include "cli/options.h"
+#include "cli/progress.h"
+#include "cli/resume_state.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/noise_file.h"
 
 namespace sdvsr::cli {
 
-struct SequenceJob {
-  std::string name;     // the sequence folder's name
-  std::string in_dir;   // its LR frames
-  std::string out_dir;  // OUT/<name of IN>/<name>
+struct RunContext {
+  const ModelBundle& models;
+  Backend& be;
+  const Options& options;
+  const NoiseFile* noise;     // --noise, or null
+  Fingerprint fingerprint;    // run_fingerprint(): model, steps, seed, noise
+  Progress& progress;
 };
 
-// Every sequence of `in_path` (natural order) and where its frames go.
-std::vector<SequenceJob> plan_sequences(const Options& o);
+enum class SequenceOutcome { kDone, kSkipped, kStopped };
 
-// Returns the number of frames written. Throws with one line naming the file.
-int run_sequence(const SequenceJob& job, const ModelBundle& models, Backend& be,
-                 const Options& o, const NoiseFile* noise);
+// Throws one line naming the file and the problem; the resume state of the
+// frames done so far is saved first.
+SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx);
 
 }  // namespace sdvsr::cli

@@ -1,0 +1,128 @@
+#pragma once
+// Small helpers for the sdvsr command-line tests: synthetic frame folders,
+// environment overrides, and a child process that can be signalled.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "golden.h"
+#include "media/image_io.h"
+
+extern char** environ;
+
+namespace sdvsr::test {
+
+// A smooth moving pattern: frame t is frame 0 shifted by t pixels, so the
+// optical flow between frames is meaningful.
+inline Image pattern_frame(int w, int h, int t) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const int u = x + t, v = y + t / 2;
+      uint8_t* p = &img.rgb[(static_cast<size_t>(y) * w + x) * 3];
+      p[0] = static_cast<uint8_t>((u * 37 + v * 11) % 256);
+      p[1] = static_cast<uint8_t>(128 + ((u * v) % 97) - 48);
+      p[2] = static_cast<uint8_t>((u * u + 3 * v) % 256);
+    }
+  return img;
+}
+
+// `count` frames frame_0001.png ... in `dir` (created).
+inline void write_pattern_frames(const std::string& dir, int count, int w = 32, int h = 32) {
+  std::filesystem::create_directories(dir);
+  for (int t = 0; t < count; ++t) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/frame_%04d.png", t + 1);
+    write_png(dir + name, pattern_frame(w, h, t));
+  }
+}
+
+// Sets an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+// A running program of the build folder, stdout/stderr into files.
+class Child {
+ public:
+  Child(const std::string& program, const std::vector<std::string>& args) {
+    dir_ = temp_dir("child");
+    const std::string exe = std::string(SDVSR_BINARY_DIR) + "/" + program;
+    std::vector<std::string> argv_s{exe};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, (dir_ + "/out").c_str(), O_WRONLY | O_CREAT, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir_ + "/err").c_str(), O_WRONLY | O_CREAT, 0644);
+    if (posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool started() const { return pid_ > 0; }
+  void signal(int sig) { kill(pid_, sig); }
+  // Exit status, or 128 + signal when it was killed.
+  int wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::string err() const {
+    std::ifstream in(dir_ + "/err");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+// Waits up to `seconds` for `path` to exist.
+inline bool wait_for_file(const std::string& path, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (std::filesystem::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+inline int line_count(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace sdvsr::test

@@ -1,0 +1,113 @@
+// sdvsr's command line: the original's flags and our additions, exit codes,
+// one-line errors, and a stdout that stays empty.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli_helpers.h"
+#include "run_program.h"
+
+namespace fs = std::filesystem;
+
+namespace sdvsr {
+namespace {
+
+using test::golden_path;
+using test::line_count;
+using test::run_program;
+
+void expect_usage_error(const std::vector<std::string>& args, const std::string& mention) {
+  SCOPED_TRACE(testing::PrintToString(args));
+  auto r = run_program("sdvsr", args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(mention), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(CliOptions, BadCommandLinesExitTwoWithOneLine) {
+  const std::vector<std::string> base{"--model_id", golden_path("tiny"), "-i", "x"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  expect_usage_error(with({"--frobnicate"}), "frobnicate");
+  expect_usage_error(with({"--format", "gif"}), "gif");
+  expect_usage_error(with({"--log", "xml"}), "xml");
+  expect_usage_error(with({"--device", "tpu"}), "tpu");
+  expect_usage_error(with({"--device", "cuda:x"}), "cuda:x");
+  expect_usage_error(with({"--threads", "-1"}), "threads");
+  expect_usage_error(with({"--quality", "0"}), "quality");
+  expect_usage_error(with({"--crf", "99"}), "crf");
+  expect_usage_error(with({"--num_inference_steps", "zero"}), "num_inference_steps");
+  expect_usage_error(with({"--seed", "-3"}), "seed");
+  expect_usage_error(with({"--seed", "18446744073709551616"}), "seed");
+}
+
+TEST(CliOptions, HelpAndVersionExitZero) {
+  auto help = run_program("sdvsr", {"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--model_id", "--in_path", "-i", "--out_path", "-o",
+                           "--num_inference_steps", "--unet_pretrained_weight",
+                           "--controlnet_pretrained_weight", "--temporal_vae_pretrained_weight",
+                           "--device", "--threads", "--seed", "--noise", "--raft", "--format",
+                           "--quality", "--codec", "--crf", "--pix-fmt", "--offline", "--resume",
+                           "--log", "-q", "--version", "edge-padded"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  EXPECT_EQ(run_program("sdvsr", {"-h"}).exit_code, 0);
+  auto version = run_program("sdvsr", {"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("sdvsr ", 0), 0u) << version.out;
+}
+
+TEST(CliOptions, CudaDeviceFailsBeforeWritingAnything) {
+  const std::string dir = test::temp_dir("cli-cuda");
+  test::write_pattern_frames(dir + "/in/s", 1);
+  for (const std::string dev : {"cuda", "cuda:1"}) {
+    auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "-i", dir + "/in", "-o",
+                                   dir + "/out", "--device", dev});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/out"));
+  }
+}
+
+// Until JPEG writing lands, --format jpg is refused up front.
+TEST(CliOptions, JpegOutputIsRefusedWithoutLibjpeg) {
+  const std::string dir = test::temp_dir("cli-jpg");
+  test::write_pattern_frames(dir + "/in/s", 1);
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "-i", dir + "/in", "-o",
+                                 dir + "/out", "--format", "jpg", "--quality", "90"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("JPEG"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+}
+
+// The original's long flags and the -i/-o aliases give the same frames; the
+// video flags are accepted (stored for video output); stdout stays empty.
+TEST(CliOptions, AliasesMatchTheOriginalsFlags) {
+  const std::string dir = test::temp_dir("cli-alias");
+  test::write_pattern_frames(dir + "/in/s", 2, 48, 32);
+  auto a = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", dir + "/in",
+                                 "--out_path", dir + "/a", "--num_inference_steps", "2", "--threads", "1",
+                                 "--unet_pretrained_weight", golden_path("tiny/unet"),
+                                 "--controlnet_pretrained_weight", golden_path("tiny/controlnet"),
+                                 "--temporal_vae_pretrained_weight", golden_path("tiny/vae")});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto b = run_program("sdvsr", {"--model_id", golden_path("tiny"), "-i", dir + "/in", "-o",
+                                 dir + "/b", "--num_inference_steps", "2", "--threads", "1", "--codec", "ffv1",
+                                 "--crf", "0", "--pix-fmt", "gbrp", "--offline",
+                                 "--device", "cpu", "-q"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, "");
+  EXPECT_EQ(b.out, "");
+  EXPECT_EQ(b.err, "");
+  for (const char* f : {"frame_0001.png", "frame_0002.png"})
+    EXPECT_EQ(read_image(dir + "/a/in/s/" + f).rgb, read_image(dir + "/b/in/s/" + f).rgb) << f;
+}
+
+}  // namespace
+}  // namespace sdvsr
