@@ -8,6 +8,7 @@
 
 #include "cli/signals.h"
 #include "media/frame_folder.h"
+#include "media/jpeg_io.h"
 
 namespace fs = std::filesystem;
 
@@ -36,9 +37,8 @@ std::vector<std::string> FolderSource::names() const {
 
 FolderSink::FolderSink(std::string folder, std::string format, int quality)
     : folder_(std::move(folder)), format_(std::move(format)), quality_(quality) {
-  if (format_ != "png")
-    throw std::runtime_error("--format " + format_ +
-                             ": JPEG output needs libjpeg (not in this build yet)");
+  if (format_ != "png" && format_ != "jpg")
+    throw std::runtime_error("--format " + format_ + ": unknown frame format (png or jpg)");
 }
 
 std::string FolderSink::path_for(int64_t, const std::string& name) const {
@@ -59,9 +59,12 @@ void FolderSink::write(int64_t k, const std::string& name, const Image& hr) {
     created_ = true;
   }
   const std::string path = path_for(k, name);
-  // write_png fills "<path>.tmp-<pid>" then renames it; an abort removes it.
+  // write_png/write_jpeg fill "<path>.tmp-<pid>" then rename it; an abort removes it.
   set_pending_temp(path + ".tmp-" + std::to_string(::getpid()));
-  write_png(path, hr);
+  if (format_ == "jpg")
+    write_jpeg(path, hr, quality_);
+  else
+    write_png(path, hr);
   set_pending_temp("");
 }
 

@@ -11,6 +11,8 @@
 #include "cli/sequence_runner.h"
 #include "cli/signals.h"
 #include "runtime/backend.h"
+#include "weights/hub_download.h"
+#include "weights/torch_hub.h"
 
 namespace {
 
@@ -21,8 +23,18 @@ void check_build_supports(const sdvsr::cli::Options& o) {
   if (o.device != "cpu")
     throw std::runtime_error("--device " + o.device +
                              ": no CUDA device/this build has no CUDA backend (use --device cpu)");
-  if (o.format == "jpg")
-    throw std::runtime_error("--format jpg: JPEG output needs libjpeg (not in this build yet)");
+}
+
+// A local folder as it is; an ORG/NAME hub id through the shared Hugging Face cache.
+std::string resolve_model_folder(const sdvsr::cli::Options& o, sdvsr::cli::Progress& progress) {
+  namespace hub = sdvsr::hub;
+  if (std::filesystem::is_directory(o.model_id)) return o.model_id;
+  if (!hub::looks_like_repo_id(o.model_id))
+    throw std::runtime_error(o.model_id + ": no such model folder, and not a hub id ORG/NAME");
+  hub::FetchOptions fo;
+  fo.offline = o.offline;
+  fo.warn = [&progress](const std::string& line) { progress.info(line); };
+  return hub::fetch_model(o.model_id, fo);
 }
 
 int interrupted(sdvsr::cli::Progress& progress) {
@@ -52,16 +64,19 @@ int main(int argc, char** argv) {
     if (o.threads > 0) be.set_threads(o.threads);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);
-    if (!std::filesystem::is_directory(o.model_id))
-      throw std::runtime_error(o.model_id +
-                               ": model folder not found (hub downloads are not supported yet; "
-                               "pass a local folder in the original's layout)");
     ModelPaths given;
-    given.model_dir = o.model_id;
+    given.model_dir = resolve_model_folder(o, progress);
     given.unet_dir = o.unet_weights;
     given.controlnet_dir = o.controlnet_weights;
     given.vae_dir = o.vae_weights;
     given.raft_path = o.raft_file;
+    // Without --raft or <model>/raft/, torchvision's published weights from the torch hub cache.
+    if (given.raft_path.empty() && !std::filesystem::is_directory(
+                                       std::filesystem::path(given.model_dir) / "raft")) {
+      hub::TorchHubOptions to;
+      to.offline = o.offline;
+      given.raft_path = hub::fetch_raft(to);
+    }
     const ModelPaths paths = resolve_model_paths(given);
     const auto models = load_model_bundle(paths, be);
     if (cli::stop_requested()) return interrupted(progress);
