@@ -1,9 +1,12 @@
 #include "cli/input_plan.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 #include "cli/folder_frames.h"
+#include "cli/media_frame_io.h"
 #include "media/frame_folder.h"
 
 namespace fs = std::filesystem;
@@ -17,9 +20,20 @@ bool same_folder(const fs::path& a, const fs::path& b) {
   return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
 }
 
+// Where frames go when the input is a stream: y4m on stdout for "-o -", else a
+// folder sink (resume needs named, re-readable inputs, so it stays off).
+std::function<std::unique_ptr<FrameSink>()> stream_sink(const Options& o, const fs::path& folder,
+                                                        std::shared_ptr<Rational> rate) {
+  if (o.out_path == "-") return [rate] { return std::make_unique<Y4mStdoutSink>(rate); };
+  return [dir = folder.string(), format = o.format, quality = o.quality] {
+    return std::make_unique<FolderSink>(dir, format, quality);
+  };
+}
+
 SequenceJob folder_job(const Options& o, const std::string& in_dir, std::string name,
                        const fs::path& out_dir) {
-  if (same_folder(in_dir, out_dir))
+  const bool to_stdout = o.out_path == "-";
+  if (!to_stdout && same_folder(in_dir, out_dir))
     throw std::runtime_error(out_dir.string() +
                              ": output folder is the input folder; choose another --out_path");
   SequenceJob j;
@@ -27,8 +41,51 @@ SequenceJob folder_job(const Options& o, const std::string& in_dir, std::string 
   j.label = in_dir;
   j.out_dir = out_dir.string();
   j.open_source = [in_dir] { return std::make_unique<FolderSource>(in_dir); };
-  j.open_sink = [dir = j.out_dir, format = o.format, quality = o.quality] {
-    return std::make_unique<FolderSink>(dir, format, quality);
+  if (to_stdout) j.out_dir.clear();  // y4m on stdout: nothing to resume into
+  j.open_sink = stream_sink(o, out_dir, std::make_shared<Rational>(Rational{25, 1}));
+  return j;
+}
+
+SequenceJob y4m_stdin_job(const Options& o) {
+  auto rate = std::make_shared<Rational>(Rational{25, 1});
+  SequenceJob j;
+  j.name = "stdin";
+  j.label = "<stdin>";
+  j.open_source = [rate] { return std::make_unique<Y4mStdinSource>(rate); };
+  j.open_sink = stream_sink(o, fs::path(o.out_path), rate);
+  return j;
+}
+
+// A video file: into a video file (--out_path, or <folder>/<input name> when it
+// names a folder), or y4m on stdout. Audio, subtitles, metadata and timestamps
+// come from the input.
+SequenceJob video_job(const Options& o) {
+  auto link = std::make_shared<VideoLink>();
+  SequenceJob j;
+  j.name = fs::path(o.in_path).stem().string();
+  j.label = o.in_path;
+  j.open_source = [path = o.in_path, link] { return std::make_unique<VideoFileSource>(path, link); };
+  if (o.out_path == "-") {
+    auto rate = std::make_shared<Rational>(Rational{25, 1});
+    j.open_source = [path = o.in_path, link, rate] {
+      auto source = std::make_unique<VideoFileSource>(path, link);
+      *rate = link->reader->frame_rate();
+      return source;
+    };
+    j.open_sink = [rate] { return std::make_unique<Y4mStdoutSink>(rate); };
+    return j;
+  }
+  fs::path out = o.out_path;
+  if (fs::is_directory(out)) out /= fs::path(o.in_path).filename();
+  if (same_folder(out, o.in_path))
+    throw std::runtime_error(out.string() + ": output file is the input file; choose another --out_path");
+  VideoEncodeOptions enc;
+  enc.codec = o.codec;
+  enc.pix_fmt = o.pix_fmt;
+  if (o.codec != "ffv1") enc.crf = o.crf;
+  enc.warn = [](const std::string& line) { std::fprintf(stderr, "sdvsr: warning: %s\n", line.c_str()); };
+  j.open_sink = [out = out.string(), link, enc] {
+    return std::make_unique<VideoFileSink>(out, link, enc);
   };
   return j;
 }
@@ -44,14 +101,11 @@ std::string input_basename(std::string in_path) {
 }
 
 std::vector<SequenceJob> plan_inputs(const Options& o) {
-  if (o.in_path == "-")
-    throw std::runtime_error("-: y4m input on stdin is not in this build yet");
+  if (o.in_path == "-") return {y4m_stdin_job(o)};
   std::error_code ec;
   const fs::file_status st = fs::status(o.in_path, ec);
   if (!fs::exists(st)) throw std::runtime_error(o.in_path + ": input not found");
-  if (!fs::is_directory(st))
-    throw std::runtime_error(o.in_path +
-                             ": not a folder (video input is not in this build yet)");
+  if (!fs::is_directory(st)) return {video_job(o)};
   const std::string base = input_basename(o.in_path);
   const fs::path out_root = fs::path(o.out_path) / base;
   std::vector<SequenceJob> jobs;

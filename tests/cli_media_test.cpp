@@ -1,0 +1,126 @@
+// sdvsr on streams: a video file in and out (lossless RGB: the decoded output
+// equals the frame-folder output of the same frames and seed bit for bit), y4m
+// on stdin and stdout.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli_helpers.h"
+#include "golden.h"
+#include "media/frame_folder.h"
+#include "media/image_io.h"
+#include "media/video_reader.h"
+#include "media/video_writer.h"
+#include "media/y4m.h"
+#include "run_program.h"
+
+namespace fs = std::filesystem;
+
+namespace sdvsr {
+namespace {
+
+using test::golden_path;
+using test::run_program;
+
+std::vector<std::string> common_args() {
+  return {"--model_id", golden_path("tiny"), "--num_inference_steps", "2", "--threads", "1",
+          "--seed", "5", "-q"};
+}
+
+// Frames as the folder path writes them: OUT/in/<names>, in order.
+std::vector<Image> folder_run(const std::string& dir, int count) {
+  test::write_pattern_frames(dir + "/in", count, 32, 32);
+  auto args = common_args();
+  args.insert(args.end(), {"-i", dir + "/in", "-o", dir + "/out"});
+  auto r = run_program("sdvsr", args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<Image> frames;
+  for (const std::string& p : list_frames(dir + "/out/in")) frames.push_back(read_image(p));
+  return frames;
+}
+
+TEST(CliMedia, LosslessVideoEqualsFrameFolderOutput) {
+  const std::string dir = test::temp_dir("cli-video");
+  const std::vector<Image> ref = folder_run(dir, 3);
+  ASSERT_EQ(ref.size(), 3u);
+  // The same LR frames as a lossless RGB video.
+  VideoEncodeOptions enc;
+  enc.codec = "ffv1";
+  enc.pix_fmt = "bgr0";
+  {
+    VideoWriter w = VideoWriter::create(dir + "/clip.mkv", 32, 32, Rational{25, 1}, enc);
+    int k = 0;
+    for (const std::string& p : list_frames(dir + "/in")) w.write(read_image(p), k++);
+    w.finish();
+  }
+  auto args = common_args();
+  args.insert(args.end(), {"-i", dir + "/clip.mkv", "-o", dir + "/up.mkv", "--codec", "ffv1",
+                           "--pix-fmt", "bgr0"});
+  auto r = run_program("sdvsr", args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  VideoReader reader = VideoReader::open(dir + "/up.mkv");
+  EXPECT_EQ(reader.frame_rate(), (Rational{25, 1}));
+  size_t k = 0;
+  while (auto f = reader.next()) {
+    ASSERT_LT(k, ref.size());
+    EXPECT_EQ(f->image.width, 128);
+    EXPECT_EQ(f->image.rgb, ref[k].rgb) << "frame " << k;
+    ++k;
+  }
+  EXPECT_EQ(k, ref.size());
+}
+
+TEST(CliMedia, Y4mThroughStdinAndStdoutEqualsFolderOutputWithinY4mRounding) {
+  const std::string dir = test::temp_dir("cli-y4m");
+  const std::vector<Image> ref = folder_run(dir, 2);
+  ASSERT_EQ(ref.size(), 2u);
+  // Folder in, y4m out: the frames as 4:4:4 y4m on stdout, nothing else there.
+  auto args = common_args();
+  args.insert(args.end(), {"-i", dir + "/in", "-o", "-"});
+  auto r = run_program("sdvsr", args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  {
+    std::ofstream(dir + "/up.y4m", std::ios::binary) << r.out;
+    std::FILE* f = std::fopen((dir + "/up.y4m").c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    Y4mReader y(f, dir + "/up.y4m");
+    for (size_t k = 0; k < ref.size(); ++k) {
+      auto im = y.next();
+      ASSERT_TRUE(im.has_value());
+      ASSERT_EQ(im->rgb.size(), ref[k].rgb.size());
+      int worst = 0;
+      for (size_t i = 0; i < im->rgb.size(); ++i)
+        worst = std::max(worst, std::abs(int(im->rgb[i]) - int(ref[k].rgb[i])));
+      EXPECT_LE(worst, 3) << "frame " << k;  // limited-range YCbCr 4:4:4 rounding
+    }
+    EXPECT_FALSE(y.next().has_value());
+    std::fclose(f);
+  }
+  // y4m on stdin into a folder: frame_000001.png ...
+  std::string cmd = std::string(SDVSR_BINARY_DIR) + "/sdvsr";
+  for (const auto& a : common_args()) cmd += " '" + a + "'";
+  cmd += " -i - -o '" + dir + "/from-stdin' < '" + dir + "/up.y4m' 2>'" + dir + "/err'";
+  // (the 128x128 y4m frames go in as LR frames here: 512x512 out)
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_TRUE(fs::exists(dir + "/from-stdin/frame_000001.png"));
+  EXPECT_TRUE(fs::exists(dir + "/from-stdin/frame_000002.png"));
+  EXPECT_EQ(read_image(dir + "/from-stdin/frame_000002.png").width, 512);
+}
+
+TEST(CliMedia, CorruptVideoIsOneLineAndNoOutput) {
+  const std::string dir = test::temp_dir("cli-badvideo");
+  std::ofstream(dir + "/bad.mp4") << "this is not a video";
+  auto args = common_args();
+  args.insert(args.end(), {"-i", dir + "/bad.mp4", "-o", dir + "/out.mp4"});
+  auto r = run_program("sdvsr", args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(test::line_count(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("bad.mp4"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/out.mp4"));
+}
+
+}  // namespace
+}  // namespace sdvsr
