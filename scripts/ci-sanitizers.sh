@@ -24,9 +24,11 @@ cmake --build "$BUILD_DIR" -j 2 --target sdvsr_tests
 echo "sanitizer build: $(( $(date +%s) - start ))s"
 
 t0=$(date +%s)
-# Test names holding Golden, E2E or FullModel run whole models; the slow label
-# (and its placeholder when sdvsr_slow_tests is not built) is the full-size model.
+# Test names holding Golden, E2E or FullModel run whole models, and the Cli*
+# and BenchProgram tests run whole programs end to end (the plain ctest stage
+# runs them all); the slow label (and its placeholder when sdvsr_slow_tests is
+# not built) is the full-size model.
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2 --timeout 600 \
-  -E 'Golden|E2E|FullModel|_NOT_BUILT' -LE slow
+  -E 'Golden|E2E|FullModel|_NOT_BUILT|^Cli|BenchProgram' -LE slow
 echo "sanitizer tests: $(( $(date +%s) - t0 ))s"
 echo "sanitizer stage: $(( $(date +%s) - start ))s"
