@@ -1,5 +1,7 @@
 #include "media/image_io.h"
 
+#include "media/atomic_file.h"
+
 #include "media/jpeg_io.h"
 
 #include <png.h>
@@ -179,28 +181,7 @@ void write_png(const std::string& path, const Image& image) {
     throw file_error(path, "cannot write PNG: image size " + std::to_string(image.width) + "x" +
                                std::to_string(image.height) + " does not match its " +
                                std::to_string(image.rgb.size()) + " bytes");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) throw file_error(path, std::string("cannot create (") + std::strerror(errno) + ")");
-  try {
-    encode_png(file, path, image);
-  } catch (...) {
-    std::fclose(file);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
-  const int saved_errno = errno;
-  if (std::fclose(file) != 0 || !flushed) {
-    std::remove(tmp.c_str());
-    throw file_error(path, std::string("write failed (") + std::strerror(saved_errno) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw file_error(path, std::string("cannot rename the temporary file into place (") +
-                               std::strerror(e) + ")");
-  }
+  write_file_atomically(path, [&](FILE* file) { encode_png(file, path, image); });
 }
 
 }  // namespace sdvsr

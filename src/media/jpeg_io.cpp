@@ -1,5 +1,7 @@
 #include "media/jpeg_io.h"
 
+#include "media/atomic_file.h"
+
 #include <jpeglib.h>
 #include <jerror.h>
 #include <unistd.h>
@@ -145,36 +147,20 @@ void write_jpeg(const std::string& path, const Image& image, int quality) {
   if (quality < 1 || quality > 100)
     throw file_error(path, "JPEG quality must be 1..100, got " + std::to_string(quality));
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) throw file_error(path, std::string("cannot create (") + std::strerror(errno) + ")");
-  jpeg_compress_struct cinfo;
-  JpegError err;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = on_jpeg_error;
-  if (setjmp(err.jump)) {
+  write_file_atomically(path, [&](FILE* file) {
+    jpeg_compress_struct cinfo;
+    JpegError err;
+    cinfo.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = on_jpeg_error;
+    if (setjmp(err.jump)) {
+      jpeg_destroy_compress(&cinfo);
+      throw file_error(path, std::string("cannot write JPEG (") + err.message + ")");
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_stdio_dest(&cinfo, file);
+    encode(cinfo, image, quality);
     jpeg_destroy_compress(&cinfo);
-    std::fclose(file);
-    std::remove(tmp.c_str());
-    throw file_error(path, std::string("cannot write JPEG (") + err.message + ")");
-  }
-  jpeg_create_compress(&cinfo);
-  jpeg_stdio_dest(&cinfo, file);
-  encode(cinfo, image, quality);
-  jpeg_destroy_compress(&cinfo);
-
-  const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
-  const int saved_errno = errno;
-  if (std::fclose(file) != 0 || !flushed) {
-    std::remove(tmp.c_str());
-    throw file_error(path, std::string("write failed (") + std::strerror(saved_errno) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw file_error(path, std::string("cannot rename the temporary file into place (") +
-                               std::strerror(e) + ")");
-  }
+  });
 }
 
 }  // namespace sdvsr
