@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/file_backed_memory.h"
 #include "weights/dtype_convert.h"
 
 namespace sdvsr {
@@ -152,6 +153,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   if (m == MAP_FAILED) fail(path, std::string("cannot mmap: ") + std::strerror(err));
   f->map_ = static_cast<const uint8_t*>(m);
   f->map_size_ = size;
+  register_file_mapping(f->map_, f->map_size_);
 
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | f->map_[i];
@@ -206,7 +208,9 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(const_cast<uint8_t*>(map_), map_size_);
+  if (!map_) return;
+  unregister_file_mapping(map_);
+  munmap(const_cast<uint8_t*>(map_), map_size_);
 }
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {

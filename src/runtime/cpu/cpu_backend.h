@@ -67,8 +67,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 void check(bool ok, const char* op, const std::string& message);
 }  // namespace cpu
 
-// Memory (MiB) for blocked copies of convolution weights kept between calls;
-// 0 (the default, or SDVSR_CONV_WEIGHT_CACHE_MB) reorders them on every call.
+// Memory (MiB) for blocked copies of convolution weights that live in ordinary
+// memory, kept between calls; 0 (the default, or SDVSR_CONV_WEIGHT_CACHE_MB)
+// reorders those on every call. Weights mapped from a file are always cached
+// (their mapped pages are given back, see cpu_conv.cpp).
 void set_conv_weight_cache_mb(long long mb);
 
 }  // namespace sdvsr

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/file_backed_memory.h"
 
 namespace sdvsr {
 namespace {
@@ -97,17 +98,19 @@ struct CachedWeights {
   std::weak_ptr<const void> owner;
   dnnl::memory::desc layout;
   dnnl::memory blocked;
-  size_t bytes = 0;
+  size_t bytes = 0;  // counted against the budget (0 for file-backed weights)
 };
 
 std::mutex g_weights_mutex;
 std::unordered_map<const float*, std::vector<CachedWeights>> g_weights_cache;
 size_t g_weights_cache_bytes = 0;
 
-// At most this much memory for blocked copies (SDVSR_CONV_WEIGHT_CACHE_MB).
-// Off by default: the copies sit beside the mapped weights (full model: peak
-// RSS 2.75 -> 4.0 GB), which breaks the "each weight resident once" bound.
-// Setting it trades that memory for ~30 % less U-Net convolution time.
+// Weights read from a file mapping are always cached: once the blocked copy
+// exists the mapped pages are dropped (re-read from the file if ever needed),
+// so each weight stays resident once and the copy costs no extra memory.
+// Weights in ordinary memory (converted from float16, read from a .pth) cannot
+// be dropped: their copies are kept only within this budget
+// (SDVSR_CONV_WEIGHT_CACHE_MB, default 0: reordered on every call).
 std::atomic<long long> g_weights_cache_mb{-1};  // -1: not read from the environment yet
 
 size_t weights_cache_budget() {
@@ -164,8 +167,13 @@ dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
   dnnl::reorder(user, blocked).execute(s, const_cast<dnnl::memory&>(user), blocked);
   if (!owner) return blocked;
   const size_t bytes = wanted.get_size();
+  const size_t source_bytes = static_cast<size_t>(weight.numel()) * sizeof(float);
   std::lock_guard<std::mutex> lock(g_weights_mutex);
   drop_dead_weights();  // inserts are rare (once per weight), so sweep each time
+  if (drop_file_backed_pages(key, source_bytes)) {
+    g_weights_cache[key].push_back(CachedWeights{owner, wanted, blocked, 0});
+    return blocked;
+  }
   if (g_weights_cache_bytes + bytes > weights_cache_budget()) return blocked;
   g_weights_cache[key].push_back(CachedWeights{owner, wanted, blocked, bytes});
   g_weights_cache_bytes += bytes;
