@@ -16,10 +16,31 @@ Attention::Attention(const WeightScope& w, Backend& be, int64_t query_dim, int64
   to_out_ = Linear(w.sub("to_out").sub(0), be, inner, query_dim, true);
 }
 
+std::pair<Tensor, Tensor> Attention::context_kv(const Tensor& context) const {
+  const std::shared_ptr<const void> owner = context.storage_owner().lock();
+  if (!owner) return {to_k_(context), to_v_(context)};
+  ContextKv& c = *context_kv_;
+  std::lock_guard<std::mutex> lock(c.mutex);
+  // The owner check keeps a new context at a recycled address from matching.
+  const bool same_storage = !c.owner.owner_before(owner) && !owner.owner_before(c.owner);
+  if (!(same_storage && c.data == context.data() && c.shape == context.shape())) {
+    c.k = to_k_(context);
+    c.v = to_v_(context);
+    c.owner = owner;
+    c.data = context.data();
+    c.shape = context.shape();
+  }
+  return {c.k, c.v};
+}
+
 Tensor Attention::forward(const Tensor& x, const Tensor& context) const {
   Tensor q = to_q_(x);
-  Tensor k = to_k_(context);
-  Tensor v = to_v_(context);
+  if (context.data() == x.data()) {  // self-attention: keys and values change every call
+    Tensor k = to_k_(x);
+    Tensor v = to_v_(x);
+    return to_out_(be_->attention(q, k, v, heads_, scale_, false));
+  }
+  auto [k, v] = context_kv(context);
   return to_out_(be_->attention(q, k, v, heads_, scale_, false));
 }
 

@@ -1,6 +1,9 @@
 #pragma once
 // diffusers Attention (default processor, no bias on q/k/v, no mask) and the
 // GEGLU feed-forward, the two halves of a BasicTransformerBlock.
+#include <memory>
+#include <mutex>
+
 #include "nn/layers.h"
 
 namespace sdvsr::nn {
@@ -15,10 +18,24 @@ class Attention {
   Tensor forward(const Tensor& x, const Tensor& context) const;
 
  private:
+  // Keys and values of the last cross-attention context. The context is the
+  // constant prompt embedding, so they are computed once instead of at every
+  // step of every frame; the same linear layers on the same input give the
+  // same numbers. Shared by streams running on several threads.
+  struct ContextKv {
+    std::mutex mutex;
+    std::weak_ptr<const void> owner;  // the context's storage
+    const float* data = nullptr;
+    Shape shape;
+    Tensor k, v;
+  };
+  std::pair<Tensor, Tensor> context_kv(const Tensor& context) const;
+
   Backend* be_;
   int heads_;
   float scale_;
   Linear to_q_, to_k_, to_v_, to_out_;
+  std::shared_ptr<ContextKv> context_kv_ = std::make_shared<ContextKv>();
 };
 
 // FeedForward(activation_fn="geglu", mult=4): proj -> [hidden | gate],
