@@ -30,6 +30,19 @@ UNetEncoder::UNetEncoder(const UNetEncoderSpec& spec, const WeightScope& w, Back
 
 Tensor UNetEncoder::time_embedding(float timestep, int64_t batch,
                                    std::optional<int64_t> class_label) const {
+  const TimeKey key{timestep, batch, class_label};
+  std::lock_guard<std::mutex> lock(time_embeddings_->mutex);
+  auto it = time_embeddings_->by_key.find(key);
+  if (it != time_embeddings_->by_key.end()) return it->second;
+  // A handful of entries per stream (one per timestep); bounded all the same.
+  if (time_embeddings_->by_key.size() >= 64) time_embeddings_->by_key.clear();
+  Tensor emb = compute_time_embedding(timestep, batch, class_label);
+  time_embeddings_->by_key.emplace(key, emb);
+  return emb;
+}
+
+Tensor UNetEncoder::compute_time_embedding(float timestep, int64_t batch,
+                                           std::optional<int64_t> class_label) const {
   auto sinusoid = [&](float value) {
     return sinusoidal_timestep_embedding(std::vector<float>(batch, value), spec_.time_proj_dim,
                                          spec_.flip_sin_to_cos, spec_.freq_shift);

@@ -2,7 +2,11 @@
 // The part UNet2DConditionModel and ControlNetModel share: conv_in, the time
 // (and optional class) embedding, the down stages and the mid stage. Each model
 // owns one built from its own weights.
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "nn/timestep_embedding.h"
@@ -19,6 +23,8 @@ class UNetEncoder {
 
   // emb [batch, time_embed_dim] for a scalar timestep broadcast over the batch.
   // class_label is required exactly when the config has a class embedding.
+  // The result depends only on its arguments, and a stream uses the same few
+  // timesteps on every frame: each is computed once and kept.
   Tensor time_embedding(float timestep, int64_t batch, std::optional<int64_t> class_label) const;
 
   // conv_in (after center_input_sample when configured).
@@ -46,6 +52,15 @@ class UNetEncoder {
   Tensor class_table_;           // ClassEmbedKind::kTable [num_class_embeds, time_embed_dim]
   std::vector<DownStage> down_;
   std::optional<MidStage> mid_;
+
+  Tensor compute_time_embedding(float timestep, int64_t batch,
+                                std::optional<int64_t> class_label) const;
+  using TimeKey = std::tuple<float, int64_t, std::optional<int64_t>>;
+  struct TimeEmbeddings {
+    std::mutex mutex;
+    std::map<TimeKey, Tensor> by_key;
+  };
+  std::shared_ptr<TimeEmbeddings> time_embeddings_ = std::make_shared<TimeEmbeddings>();
 };
 
 }  // namespace sdvsr::nn
