@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "weights/torch_checkpoint.h"
+#include "nn/diffusers_weights.h"
 
 namespace sdvsr {
 
@@ -26,16 +26,7 @@ std::unique_ptr<TemporalAutoencoderTiny> TemporalAutoencoderTiny::load(const std
     throw std::runtime_error(config_path.string() + ": temporal VAE config not found");
   ModelConfig cfg = ModelConfig::load(config_path.string());
 
-  std::shared_ptr<WeightStore> store;
-  const fs::path st = dir / "diffusion_pytorch_model.safetensors";
-  const fs::path bin = dir / "diffusion_pytorch_model.bin";
-  if (fs::exists(st))
-    store = WeightStore::from_safetensors(st.string());
-  else if (fs::exists(bin))
-    store = WeightStore::from_tensors(load_torch_checkpoint(bin.string()), bin.string());
-  else
-    throw std::runtime_error(folder + ": neither diffusion_pytorch_model.safetensors nor "
-                                      "diffusion_pytorch_model.bin found");
+  std::shared_ptr<WeightStore> store = nn::open_diffusers_weights(folder);
 
   auto model = std::make_unique<TemporalAutoencoderTiny>(cfg, WeightScope(store), be);
   store->finish();
