@@ -286,6 +286,28 @@ TEST(CpuOps, Activations) {
   }
 }
 
+// Vectorised activations must give each element the same value wherever it
+// sits (block tails) and whatever the thread count: frames may not depend on it.
+TEST(CpuOps, ActivationsDoNotDependOnPositionOrThreads) {
+  const Tensor x = random_tensor({100003}, 23, -8.f, 8.f);
+  const int64_t shift = 5;
+  const Tensor tail = be().slice(x, 0, shift, x.numel());
+  const int threads = be().threads();
+  for (Activation a : {Activation::kSiLU, Activation::kGELU, Activation::kGELUTanh,
+                       Activation::kQuickGELU, Activation::kTanh, Activation::kSigmoid}) {
+    be().set_threads(2);
+    const Tensor two = be().activation(x, a);
+    const Tensor shifted = be().activation(tail, a);
+    be().set_threads(1);
+    const Tensor one = be().activation(x, a);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      ASSERT_EQ(two[i], one[i]) << "activation " << static_cast<int>(a) << " at " << i;
+      if (i >= shift) ASSERT_EQ(two[i], shifted[i - shift]) << static_cast<int>(a) << " at " << i;
+    }
+  }
+  be().set_threads(threads);
+}
+
 TEST(CpuOps, Pointwise) {
   Tensor a = random_tensor({2, 3, 4, 5}, 20), b = random_tensor({2, 3, 4, 5}, 21);
   Tensor cb = random_tensor({2, 3}, 22);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_dnnl.h"
 #include "runtime/file_backed_memory.h"
 
 namespace sdvsr {
@@ -23,10 +24,7 @@ namespace {
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+dnnl::engine& cpu_engine() { return cpu::dnnl_engine(); }
 
 // Everything that determines the primitive.
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t,  // N C H W
