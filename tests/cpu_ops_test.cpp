@@ -308,6 +308,18 @@ TEST(CpuOps, ActivationsDoNotDependOnPositionOrThreads) {
   be().set_threads(threads);
 }
 
+// RAFT relies on NaN staying NaN through its GRU where the original's does.
+TEST(CpuOps, ActivationsKeepNaN) {
+  const Tensor x = Tensor::from_vector({3}, {NAN, 0.5f, -2.f});
+  for (Activation a : {Activation::kSiLU, Activation::kGELU, Activation::kGELUTanh,
+                       Activation::kQuickGELU, Activation::kReLU, Activation::kTanh,
+                       Activation::kSigmoid}) {
+    const Tensor y = be().activation(x, a);
+    EXPECT_TRUE(std::isnan(y[0])) << "activation " << static_cast<int>(a);
+    EXPECT_FALSE(std::isnan(y[1])) << "activation " << static_cast<int>(a);
+  }
+}
+
 TEST(CpuOps, Pointwise) {
   Tensor a = random_tensor({2, 3, 4, 5}, 20), b = random_tensor({2, 3, 4, 5}, 21);
   Tensor cb = random_tensor({2, 3}, 22);
