@@ -302,7 +302,9 @@ TEST(CpuOps, ActivationsDoNotDependOnPositionOrThreads) {
     const Tensor one = be().activation(x, a);
     for (int64_t i = 0; i < x.numel(); ++i) {
       ASSERT_EQ(two[i], one[i]) << "activation " << static_cast<int>(a) << " at " << i;
-      if (i >= shift) ASSERT_EQ(two[i], shifted[i - shift]) << static_cast<int>(a) << " at " << i;
+      if (i >= shift) {
+        ASSERT_EQ(two[i], shifted[i - shift]) << static_cast<int>(a) << " at " << i;
+      }
     }
   }
   be().set_threads(threads);
