@@ -108,6 +108,10 @@ std::vector<SequenceJob> plan_inputs(const Options& o, std::function<void(const 
   const fs::file_status st = fs::status(o.in_path, ec);
   if (!fs::exists(st)) throw std::runtime_error(o.in_path + ": input not found");
   if (!fs::is_directory(st)) return {video_job(o, warn)};
+  // Frames go into OUT/<name>/: refuse a file there now, not after the first frame.
+  if (o.out_path != "-" && fs::exists(o.out_path, ec) && !fs::is_directory(o.out_path, ec))
+    throw std::runtime_error(o.out_path + ": output path exists and is not a folder (a folder of "
+                             "frames is written into a folder)");
   const std::string base = input_basename(o.in_path);
   const fs::path out_root = fs::path(o.out_path) / base;
   std::vector<SequenceJob> jobs;

@@ -51,6 +51,21 @@ void resolve_model_folder(const sdvsr::cli::Options& o, sdvsr::cli::Progress& pr
                                   : m.text_encoder_sha256;
 }
 
+// An error is one line whatever bytes a hostile file put into it (names of
+// tensors, archive members, pickle globals): control characters are escaped.
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += c == '\n' ? "\\n" : std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    }
+  }
+  return out;
+}
+
 int interrupted(sdvsr::cli::Progress& progress) {
   progress.info("sdvsr: interrupted; finished frames are kept (continue with --resume)");
   return kExitInterrupted;
@@ -65,7 +80,7 @@ int main(int argc, char** argv) {
     opts = cli::parse_options(argc, argv);
     if (!opts) return 0;
   } catch (const std::exception& e) {
-    std::cerr << "sdvsr: " << e.what() << " (see sdvsr --help)\n";
+    std::cerr << "sdvsr: " << one_line(e.what()) << " (see sdvsr --help)\n";
     return kExitUsage;
   }
   cli::Options& o = *opts;
@@ -109,7 +124,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     progress.finish_line();
-    std::cerr << "sdvsr: " << e.what() << "\n";
+    std::cerr << "sdvsr: " << one_line(e.what()) << "\n";
     return kExitFailure;
   }
   return 0;

@@ -134,6 +134,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   ctx.progress.begin_sequence(job.name, source->total(), written.index);
   Prefetcher frames(*source);
   int64_t padded_w = 0, padded_h = 0;  // of the first frame this run
+  bool told_alpha = false;             // "transparency dropped" is said once per sequence
   try {
     while (!stop_requested()) {
       std::optional<Frame> frame = frames.next();
@@ -141,6 +142,11 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
       const auto t0 = Clock::now();
       const int64_t k = written.index;
       const Image& lr_img = frame->image;
+      if (lr_img.alpha_dropped && !told_alpha) {
+        told_alpha = true;
+        ctx.progress.warn(job.label + "/" + frame->name +
+                          ": transparency dropped, frames are read as RGB (said once per sequence)");
+      }
       const Image padded = pad_to_multiple(lr_img, models.vae_scale_factor);
       // A resumed stream knows the size from its state (4x the padded LR frame).
       if (k > 0 && padded_w == 0) {
