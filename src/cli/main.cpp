@@ -13,6 +13,7 @@
 #include "cli/signals.h"
 #include "pipeline/text_conditioning.h"
 #include "runtime/backend.h"
+#include "runtime/warnings.h"
 #include "weights/hub_download.h"
 #include "weights/torch_hub.h"
 
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   cli::Options& o = *opts;
   cli::install_stop_handlers();
   cli::Progress progress(o);
+  set_warning_sink([&progress](const std::string& line) { progress.warn(line); });
   try {
     check_build_supports(o);
     const bool sample_clip = o.in_path.empty();  // no input given: the clip shipped with sdvsr

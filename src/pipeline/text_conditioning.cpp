@@ -13,6 +13,7 @@
 
 #include "models/clip_text_model.h"
 #include "pipeline/sha256.h"
+#include "runtime/warnings.h"
 #include "weights/model_config.h"
 #include "weights/safetensors.h"
 
@@ -269,8 +270,7 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
       save_safetensors(cache_path.string(), {{"prompt_embeds", embeds}}, metadata);
     } catch (const std::exception& e) {
       // The cache only saves time: carry on without it.
-      std::cerr << "warning: cannot write prompt-embedding cache " << cache_path.string() << ": "
-                << e.what() << "\n";
+      warn("cannot write prompt-embedding cache " + cache_path.string() + ": " + e.what());
     }
   }
   return embeds;
