@@ -82,9 +82,9 @@ TEST(DeviceTensor, TaggingBackendTagsResultsAndCopiesAcross) {
 }
 
 // Golden sequences through StreamSession::push on the tagging backend: equal to the CPU run.
-class DevicePlumbing : public ::testing::TestWithParam<std::string> {};
+class DevicePlumbingGolden : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(DevicePlumbing, StreamFramesEqualCpuBitForBit) {
+TEST_P(DevicePlumbingGolden, StreamFramesEqualCpuBitForBit) {
   auto f = test::open_case(GetParam());
   DeviceTaggingBackend tagged(cpu_backend());
   std::unique_ptr<ModelBundle> cpu_models = tiny_models(cpu_backend());
@@ -113,7 +113,7 @@ TEST_P(DevicePlumbing, StreamFramesEqualCpuBitForBit) {
   EXPECT_GT(tagged.host_copies(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sequences, DevicePlumbing,
+INSTANTIATE_TEST_SUITE_P(Sequences, DevicePlumbingGolden,
                          ::testing::Values("e2e_seq_a.safetensors", "e2e_seq_odd.safetensors"),
                          [](const auto& info) {
                            return info.param == "e2e_seq_a.safetensors" ? std::string("SeqA")
@@ -121,7 +121,7 @@ INSTANTIATE_TEST_SUITE_P(Sequences, DevicePlumbing,
                          });
 
 // A restored (host) state continues the stream exactly like the live device one.
-TEST(DevicePlumbingState, RestoredHostStateContinuesTheStream) {
+TEST(DevicePlumbingGoldenState, RestoredHostStateContinuesTheStream) {
   auto f = test::open_case("e2e_seq_a.safetensors");
   DeviceTaggingBackend tagged(cpu_backend());
   std::unique_ptr<ModelBundle> models = tiny_models(tagged);
@@ -138,7 +138,7 @@ TEST(DevicePlumbingState, RestoredHostStateContinuesTheStream) {
 
 // RAFT's paths not taken by the tiny sequences: edge padding of small frames and
 // the lookup computed without the materialised volume.
-TEST(DevicePlumbingRaft, PaddedAndDirectLookupFlowsEqualCpu) {
+TEST(DevicePlumbingGoldenRaft, PaddedAndDirectLookupFlowsEqualCpu) {
   auto f = test::open_case("e2e_seq_a.safetensors");
   DeviceTaggingBackend tagged(cpu_backend());
   std::unique_ptr<ModelBundle> cpu_models = tiny_models(cpu_backend());
@@ -156,7 +156,7 @@ TEST(DevicePlumbingRaft, PaddedAndDirectLookupFlowsEqualCpu) {
   }
 }
 
-TEST(DevicePlumbingClip, TextEncoderOnTheDeviceEqualsCpu) {
+TEST(DevicePlumbingGoldenClip, TextEncoderOnTheDeviceEqualsCpu) {
   ClipTextModel model = ClipTextModel::load(test::golden_path("tiny-text/text_encoder"));
   DeviceTaggingBackend tagged(cpu_backend());
   const std::vector<int64_t> ids = {998, 3, 17, 999};

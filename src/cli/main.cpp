@@ -11,6 +11,7 @@
 #include "cli/sequence_runner.h"
 #include "cli/signals.h"
 #include "runtime/backend.h"
+#include "runtime/device_backend.h"
 #include "weights/hub_download.h"
 #include "weights/torch_hub.h"
 
@@ -19,11 +20,8 @@ namespace {
 constexpr int kExitFailure = 1, kExitUsage = 2, kExitInterrupted = 130;
 
 // Fails early, before anything is read or written, for what this build cannot do.
-void check_build_supports(const sdvsr::cli::Options& o) {
-  if (o.device != "cpu")
-    throw std::runtime_error("--device " + o.device +
-                             ": no CUDA device/this build has no CUDA backend (use --device cpu)");
-}
+// (--device: a build without CUDA, or no CUDA device, fails here with one line.)
+void check_build_supports(const sdvsr::cli::Options& o) { sdvsr::backend_for_device(o.device); }
 
 // A local folder as it is; an ORG/NAME hub id through the shared Hugging Face cache.
 std::string resolve_model_folder(const sdvsr::cli::Options& o, sdvsr::cli::Progress& progress) {
@@ -60,7 +58,7 @@ int main(int argc, char** argv) {
   try {
     check_build_supports(o);
     const std::vector<cli::SequenceJob> jobs = cli::plan_inputs(o);
-    Backend& be = cpu_backend();
+    Backend& be = backend_for_device(o.device);
     if (o.threads > 0) be.set_threads(o.threads);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);
