@@ -3,8 +3,8 @@
 // and counts the floating-point work of the matrix products as they are run,
 // FLOPs = 2 x multiply-adds of conv2d, linear, matmul, attention (q k^T and
 // p v) and correlation_volume. Everything else (norms, elementwise, resampling)
-// is forwarded uncounted. RAFT's on-the-fly correlation lookup is not a Backend
-// op, so large frames whose volume is not materialised count less.
+// is forwarded uncounted, RAFT's on-the-fly correlation lookup included, so large
+// frames whose volume is not materialised count less.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
