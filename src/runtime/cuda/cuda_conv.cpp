@@ -65,8 +65,14 @@ cuda::ConvAlgo choose_algo(cuda::Context& c, const TensorDesc& x, const FilterDe
               "conv2d (cudnnGetConvolutionForwardAlgorithm_v7)");
   for (int i = 0; i < returned; ++i) {
     const cudnnConvolutionFwdAlgoPerf_t& r = perf[static_cast<size_t>(i)];
-    if (r.status == CUDNN_STATUS_SUCCESS && gemm_family(r.algo) && r.mathType == CUDNN_FMA_MATH)
-      return {r.algo, r.memory};
+    const bool tensor_ops = r.mathType == CUDNN_TENSOR_OP_MATH ||
+                            r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    if (r.status != CUDNN_STATUS_SUCCESS || !gemm_family(r.algo) || tensor_ops) continue;
+    // The descriptor stays at FMA math; ask the workspace for exactly that.
+    size_t bytes = 0;
+    if (cudnnGetConvolutionForwardWorkspaceSize(c.cudnn, x.d, w.d, conv.d, y.d, r.algo, &bytes) ==
+        CUDNN_STATUS_SUCCESS)
+      return {r.algo, bytes};
   }
   // IMPLICIT_GEMM supports every configuration and needs no workspace.
   return {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0};
