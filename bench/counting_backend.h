@@ -3,8 +3,8 @@
 // and counts the floating-point work of the matrix products as they are run,
 // FLOPs = 2 x multiply-adds of conv2d, linear, matmul, attention (q k^T and
 // p v) and correlation_volume. Everything else (norms, elementwise, resampling)
-// is forwarded uncounted. RAFT's on-the-fly correlation lookup is not a Backend
-// op, so large frames whose volume is not materialised count less.
+// is forwarded uncounted, RAFT's on-the-fly correlation lookup included, so large
+// frames whose volume is not materialised count less.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +36,9 @@ class CountingBackend final : public Backend {
   std::string name() const override { return inner_.name(); }
   void set_threads(int n) override { inner_.set_threads(n); }
   int threads() const override { return inner_.threads(); }
+  Device device() const override { return inner_.device(); }
+  Tensor to_host(const Tensor& x) override { return inner_.to_host(x); }
+  Tensor to_device(const Tensor& x) override { return inner_.to_device(x); }
 
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;
@@ -44,6 +47,19 @@ class CountingBackend final : public Backend {
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                    bool causal) override;
   Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) override;
+  Tensor raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords,
+                          int radius) override {
+    return timed("raft_corr_lookup", [&] { return inner_.raft_corr_lookup(pyramid, coords, radius); });
+  }
+  Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl, const std::vector<Tensor>& fmap2_levels,
+                                 const Tensor& coords, int radius) override {
+    return timed("raft_corr_lookup_direct", [&] {
+      return inner_.raft_corr_lookup_direct(fmap1_cl, fmap2_levels, coords, radius);
+    });
+  }
+  Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override {
+    return timed("raft_convex_upsample", [&] { return inner_.raft_convex_upsample(flow, mask, factor); });
+  }
 
   Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                     float eps) override {

@@ -87,7 +87,7 @@ sdvsr_status push(const char* where, sdvsr_stream* s, const uint8_t* lr, int wid
     const StreamState before = s->session->state();  // shares storage: cheap
     Image out;
     try {
-      out = tensor_to_image(s->session->push(lr_t, latents ? &*latents : nullptr));
+      out = tensor_to_image(be.to_host(s->session->push(lr_t, latents ? &*latents : nullptr)));
     } catch (...) {
       s->session->restore(before);
       throw;
@@ -204,7 +204,7 @@ sdvsr_status sdvsr_stream_save_state(const sdvsr_stream* stream, const char* pat
     require(stream, "stream");
     require(path, "path");
     sdvsr::capi::SavedStream saved;
-    saved.state = stream->session->state();
+    saved.state = sdvsr::state_to_host(*stream->loaded->backend, stream->session->state());
     saved.seed = stream->options.seed;
     saved.num_inference_steps = stream->options.num_inference_steps;
     saved.width = stream->width;

@@ -13,6 +13,7 @@
 #include "cli/signals.h"
 #include "pipeline/text_conditioning.h"
 #include "runtime/backend.h"
+#include "runtime/device_backend.h"
 #include "runtime/warnings.h"
 #include "weights/hub_download.h"
 #include "weights/torch_hub.h"
@@ -22,11 +23,8 @@ namespace {
 constexpr int kExitFailure = 1, kExitUsage = 2, kExitInterrupted = 130;
 
 // Fails early, before anything is read or written, for what this build cannot do.
-void check_build_supports(const sdvsr::cli::Options& o) {
-  if (o.device != "cpu")
-    throw std::runtime_error("--device " + o.device +
-                             ": no CUDA device/this build has no CUDA backend (use --device cpu)");
-}
+// (--device: a build without CUDA, or no CUDA device, fails here with one line.)
+void check_build_supports(const sdvsr::cli::Options& o) { sdvsr::backend_for_device(o.device); }
 
 // A local folder as it is; an ORG/NAME hub id through the shared Hugging Face
 // cache (text encoder left out when its prompt embedding is already cached).
@@ -94,7 +92,7 @@ int main(int argc, char** argv) {
     if (sample_clip) o.in_path = cli::sample_clip_dir(argv[0]);
     const std::vector<cli::SequenceJob> jobs =
         cli::plan_inputs(o, [&progress](const std::string& line) { progress.warn(line); });
-    Backend& be = cpu_backend();
+    Backend& be = backend_for_device(o.device);
     if (o.threads > 0) be.set_threads(o.threads);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);

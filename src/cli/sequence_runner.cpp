@@ -127,7 +127,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   StreamState written = session.state();
   auto last_save = Clock::now();
   auto save = [&] {
-    if (resumable) save_state(job.out_dir, written, fp);
+    if (resumable) save_state(job.out_dir, state_to_host(be, written), fp);
     last_save = Clock::now();
   };
 
@@ -171,7 +171,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
                                    std::to_string(k) + ".init_latents'");
       }
       const Tensor decoded = session.push(lr, injected ? &*injected : nullptr);
-      const Image hr = crop(tensor_to_image(decoded), lr_img.width * 4, lr_img.height * 4);
+      const Image hr = crop(tensor_to_image(be.to_host(decoded)), lr_img.width * 4, lr_img.height * 4);
       sink->write(k, frame->name, hr);
       written = session.state();
       ++g_frames_written;

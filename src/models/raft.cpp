@@ -7,7 +7,6 @@
 #include "models/raft_corr.h"
 #include "models/raft_encoder.h"
 #include "models/raft_update.h"
-#include "runtime/cpu/cpu_raft_lookup.h"
 #include "weights/torch_checkpoint.h"
 
 namespace sdvsr {
@@ -31,8 +30,9 @@ Tensor coords_grid(int64_t n, int64_t h, int64_t w) {
   return g;
 }
 
-// Right/bottom edge replication of [N, C, H, W] up to [N, C, Hp, Wp].
-Tensor pad_edge(const Tensor& x, int64_t Hp, int64_t Wp) {
+// Right/bottom edge replication of [N, C, H, W] up to [N, C, Hp, Wp] (on the host).
+Tensor pad_edge(Backend& be, const Tensor& x_any, int64_t Hp, int64_t Wp) {
+  const Tensor x = be.to_host(x_any);
   const int64_t NC = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
   Tensor out = Tensor::uninitialized({x.size(0), x.size(1), Hp, Wp});
   const float* src = x.data();
@@ -47,9 +47,11 @@ Tensor pad_edge(const Tensor& x, int64_t Hp, int64_t Wp) {
   return out;
 }
 
-bool same_contents(const Tensor& a, const Tensor& b) {
-  return a.defined() && b.defined() && a.shape() == b.shape() &&
-         std::memcmp(a.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
+// a: any device; b: a host copy.
+bool same_contents(Backend& be, const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.shape() != b.shape()) return false;
+  const Tensor h = be.to_host(a);
+  return std::memcmp(h.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
 }
 
 void check_images(const Tensor& image1, const Tensor& image2) {
@@ -93,9 +95,11 @@ Raft::Raft(WeightScope weights, Backend& be, int num_flow_updates)
 Raft::~Raft() = default;
 
 Tensor Raft::features(const Tensor& image) {
-  if (same_contents(image, cached_image_)) return cached_fmap_;
+  if (same_contents(be_, image, cached_image_)) return cached_fmap_;
   Tensor fmap = feature_encoder_->forward(be_, image);
-  cached_image_ = image.clone();
+  // A private host copy: the caller may reuse the image's storage.
+  Tensor host = be_.to_host(image);
+  cached_image_ = host.storage_ptr() == image.storage_ptr() ? host.clone() : host;
   cached_fmap_ = fmap;
   return fmap;
 }
@@ -132,7 +136,7 @@ std::vector<Tensor> Raft::run(const Tensor& image1, const Tensor& image2, bool e
     if (every_update || it == num_flow_updates_ - 1) {
       Tensor mask = mask_predictor_->forward(be_, hidden);
       predictions.push_back(
-          cpu::raft_convex_upsample(be_.sub(coords1, coords0), mask, cfg_.downsample));
+          be_.raft_convex_upsample(be_.sub(coords1, coords0), mask, cfg_.downsample));
     }
   }
   return predictions;
@@ -150,7 +154,8 @@ Tensor Raft::flow(const Tensor& image1, const Tensor& image2) {
   const int64_t unit = int64_t{cfg_.downsample} << (cfg_.corr_levels - 1);
   const int64_t Hp = std::max(H, unit), Wp = std::max(W, 2 * unit);
   if (Hp == H && Wp == W) return run(image1, image2, false).back();
-  Tensor flow = run(pad_edge(image1, Hp, Wp), pad_edge(image2, Hp, Wp), false).back();
+  Tensor flow =
+      run(pad_edge(be_, image1, Hp, Wp), pad_edge(be_, image2, Hp, Wp), false).back();
   return be_.slice(be_.slice(flow, 2, 0, H), 3, 0, W);
 }
 

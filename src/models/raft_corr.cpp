@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-#include "runtime/cpu/cpu_raft_lookup.h"
 
 namespace sdvsr::raft {
 
@@ -18,7 +17,7 @@ void check_level_size(const Tensor& fmap, int level, int64_t h, int64_t w) {
 
 CorrPyramid::CorrPyramid(Backend& be, const Tensor& fmap1, const Tensor& fmap2, int levels,
                          int radius, int64_t max_volume_bytes)
-    : radius_(radius) {
+    : be_(be), radius_(radius) {
   if (fmap1.shape() != fmap2.shape())
     throw std::runtime_error("RAFT: feature maps differ in shape: " + shape_str(fmap1.shape()) +
                              " vs " + shape_str(fmap2.shape()));
@@ -40,9 +39,8 @@ CorrPyramid::CorrPyramid(Backend& be, const Tensor& fmap1, const Tensor& fmap2, 
 }
 
 Tensor CorrPyramid::lookup(const Tensor& coords) const {
-  // No Backend op for these gathers yet: CPU loops in runtime/cpu/cpu_raft_lookup.cpp.
-  if (materialised()) return cpu::raft_corr_lookup(volume_, coords, radius_);
-  return cpu::raft_corr_lookup_direct(fmap1_cl_, fmap2_levels_, coords, radius_);
+  if (materialised()) return be_.raft_corr_lookup(volume_, coords, radius_);
+  return be_.raft_corr_lookup_direct(fmap1_cl_, fmap2_levels_, coords, radius_);
 }
 
 }  // namespace sdvsr::raft

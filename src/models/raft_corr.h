@@ -23,6 +23,7 @@ class CorrPyramid {
   bool materialised() const { return !volume_.empty(); }
 
  private:
+  Backend& be_;
   std::vector<Tensor> volume_;        // materialised: correlation levels
   Tensor fmap1_cl_;                   // on the fly: fmap1 channels-last [N, h, w, C]
   std::vector<Tensor> fmap2_levels_;  // on the fly: pooled fmap2, channels-last

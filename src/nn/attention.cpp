@@ -23,11 +23,11 @@ std::pair<Tensor, Tensor> Attention::context_kv(const Tensor& context) const {
   std::lock_guard<std::mutex> lock(c.mutex);
   // The owner check keeps a new context at a recycled address from matching.
   const bool same_storage = !c.owner.owner_before(owner) && !owner.owner_before(c.owner);
-  if (!(same_storage && c.data == context.data() && c.shape == context.shape())) {
+  if (!(same_storage && c.data == context.storage_ptr() && c.shape == context.shape())) {
     c.k = to_k_(context);
     c.v = to_v_(context);
     c.owner = owner;
-    c.data = context.data();
+    c.data = context.storage_ptr();
     c.shape = context.shape();
   }
   return {c.k, c.v};
@@ -35,7 +35,7 @@ std::pair<Tensor, Tensor> Attention::context_kv(const Tensor& context) const {
 
 Tensor Attention::forward(const Tensor& x, const Tensor& context) const {
   Tensor q = to_q_(x);
-  if (context.data() == x.data()) {  // self-attention: keys and values change every call
+  if (context.storage_ptr() == x.storage_ptr()) {  // self-attention: keys and values change every call
     Tensor k = to_k_(x);
     Tensor v = to_v_(x);
     return to_out_(be_->attention(q, k, v, heads_, scale_, false));

@@ -25,7 +25,7 @@ class Attention {
   struct ContextKv {
     std::mutex mutex;
     std::weak_ptr<const void> owner;  // the context's storage
-    const float* data = nullptr;
+    const void* data = nullptr;  // storage identity only
     Shape shape;
     Tensor k, v;
   };

@@ -10,7 +10,9 @@ Tensor flow_warp(Backend& backend, const Tensor& x, const Tensor& flow, GridSamp
     throw std::runtime_error("flow_warp: x " + shape_str(x.shape()) + " and flow " +
                              shape_str(flow.shape()) + " must be 4-D");
   // The original permutes an [N, 2, H, W] flow to [N, H, W, 2].
-  const Tensor nhwc = flow.size(1) == 2 ? backend.permute(flow, {0, 2, 3, 1}) : flow;
+  // The grid is built on the host (it is small next to the image it samples).
+  const Tensor nhwc =
+      backend.to_host(flow.size(1) == 2 ? backend.permute(flow, {0, 2, 3, 1}) : flow);
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
   if (nhwc.size(0) != n || nhwc.size(1) != h || nhwc.size(2) != w || nhwc.size(3) != 2)
     throw std::runtime_error("flow_warp: flow " + shape_str(flow.shape()) +

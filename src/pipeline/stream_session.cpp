@@ -66,7 +66,8 @@ Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* wa
     if (options_.before_step) options_.before_step(i, steps);
     const Tensor noise_pred =
         predict_noise_embedded(latents, lr, t, embedding ? &*embedding : nullptr);
-    latents = scheduler_.step(noise_pred, t, latents).prev_sample;
+    // The scheduler's arithmetic runs on the host (the latents are LR-sized).
+    latents = scheduler_.step(be_.to_host(noise_pred), t, be_.to_host(latents)).prev_sample;
   }
   return latents;
 }
@@ -110,6 +111,13 @@ Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents) {
   state_.prev_decoded = decoded;
   ++state_.index;
   return decoded;
+}
+
+StreamState state_to_host(Backend& be, const StreamState& state) {
+  StreamState host = state;
+  if (host.prev_upscaled.defined()) host.prev_upscaled = be.to_host(state.prev_upscaled);
+  if (host.prev_decoded.defined()) host.prev_decoded = be.to_host(state.prev_decoded);
+  return host;
 }
 
 }  // namespace sdvsr

@@ -27,12 +27,17 @@ struct StreamState {
   int64_t index = 0;     // frames done
 };
 
+// The state with its tensors on the host (to save it); they stay on the backend's
+// device in a session, and restore() accepts either.
+StreamState state_to_host(Backend& be, const StreamState& state);
+
 class StreamSession {
  public:
   StreamSession(const ModelBundle& models, Backend& be, StreamOptions options);
 
   // One preprocessed LR frame [1, 3, h, w] in [-1, 1] (h, w multiples of the VAE
-  // scale factor) -> its raw decoded HR frame [1, 3, 4h, 4w] (unclamped).
+  // scale factor) -> its raw decoded HR frame [1, 3, 4h, 4w] (unclamped), on the
+  // backend's device (Backend::to_host before reading it).
   // `init_latents` replaces the generated noise when given.
   Tensor push(const Tensor& lr, const Tensor* init_latents = nullptr);
 

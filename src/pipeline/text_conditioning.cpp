@@ -262,7 +262,7 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
     if (auto cached = read_cache(cache_path, metadata, shape)) return *cached;
   }
 
-  Tensor embeds = ClipTextModel::load(encoder_dir.string()).forward(ids, be);
+  Tensor embeds = be.to_host(ClipTextModel::load(encoder_dir.string()).forward(ids, be));
 
   if (!cache_path.empty()) {
     try {

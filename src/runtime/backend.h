@@ -1,8 +1,11 @@
 #pragma once
 // The operators the models are written against. One model definition runs on
-// every backend; a backend implements these (CPU now: runtime/cpu/).
+// every backend; a backend implements these (runtime/cpu/, runtime/cuda/).
 // Layout conventions: images are NCHW, token sequences are [B, L, C], all
 // tensors contiguous float32. Every op returns a new tensor.
+// Devices: every op accepts inputs on the host (weights mapped from files,
+// tensors host code built) or on the backend's device, and returns tensors on
+// its device (device()). Host code reads results only after to_host().
 #include <string>
 #include <vector>
 
@@ -27,6 +30,14 @@ class Backend {
   virtual std::string name() const = 0;
   virtual void set_threads(int n) = 0;
   virtual int threads() const = 0;
+
+  // ---- devices ----
+  // Where this backend's results live.
+  virtual Device device() const { return Device::kCpu; }
+  // A host tensor with x's values (x itself when it is already on the host).
+  virtual Tensor to_host(const Tensor& x) { return x; }
+  // x on this backend's device (x itself when it is already there).
+  virtual Tensor to_device(const Tensor& x) { return x; }
 
   // ---- matrix products (cpu: cpu_conv.cpp, cpu_matmul.cpp) ----
   // x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or nullptr.
@@ -92,6 +103,16 @@ class Backend {
   // ---- RAFT (cpu_raft.cpp) ----
   // fmap1, fmap2 [N, C, H, W] -> all-pairs correlation [N*H*W, 1, H, W] / sqrt(C).
   virtual Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) = 0;
+  // The correlation-pyramid lookup, materialised: pyramid[l] [N*h*w, 1, h_l, w_l],
+  // coords [N, 2, h, w] -> [N, L*(2r+1)^2, h, w] (cpu_raft_lookup.h has the rules).
+  virtual Tensor raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords,
+                                  int radius) = 0;
+  // The same lookup from channels-last feature maps, without the volume.
+  virtual Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl,
+                                         const std::vector<Tensor>& fmap2_levels,
+                                         const Tensor& coords, int radius) = 0;
+  // Convex x`factor` flow upsampling: flow [N, 2, h, w], mask [N, 9*f*f, h, w].
+  virtual Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) = 0;
 };
 
 // The process-wide CPU backend.

@@ -8,6 +8,14 @@
 
 namespace sdvsr {
 
+const char* device_name(Device d) {
+  switch (d) {
+    case Device::kCpu: return "cpu";
+    case Device::kCuda: return "cuda";
+  }
+  return "unknown";
+}
+
 std::string shape_str(const Shape& s) {
   std::ostringstream o;
   o << "[";
@@ -76,6 +84,17 @@ Tensor Tensor::borrow(Shape shape, const float* data, std::shared_ptr<const void
   return t;
 }
 
+Tensor Tensor::wrap(Device device, Shape shape, float* data, std::shared_ptr<const void> owner) {
+  Tensor t = borrow(std::move(shape), data, std::move(owner));
+  t.device_ = device;
+  return t;
+}
+
+void Tensor::throw_not_host() const {
+  throw std::logic_error("host access to a tensor on " + std::string(device_name(device_)) +
+                         " " + shape_str(shape_) + ": copy it with Backend::to_host() first");
+}
+
 int64_t Tensor::size(int64_t d) const {
   int64_t n = dim();
   if (d < 0) d += n;
@@ -85,6 +104,7 @@ int64_t Tensor::size(int64_t d) const {
 }
 
 float* Tensor::data() {
+  if (device_ != Device::kCpu) throw_not_host();
   if (borrowed_) throw std::logic_error("write access to a borrowed (read-only) tensor");
   return data_;
 }
@@ -98,11 +118,15 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
+  const float* src = data();  // host only
   Tensor t = uninitialized(shape_);
-  if (numel_) std::memcpy(t.data_, data_, static_cast<size_t>(numel_) * sizeof(float));
+  if (numel_) std::memcpy(t.data_, src, static_cast<size_t>(numel_) * sizeof(float));
   return t;
 }
 
-std::vector<float> Tensor::to_vector() const { return std::vector<float>(data_, data_ + numel_); }
+std::vector<float> Tensor::to_vector() const {
+  const float* p = data();  // host only
+  return std::vector<float>(p, p + numel_);
+}
 
 }  // namespace sdvsr

@@ -2,6 +2,8 @@
 // A dense, contiguous float32 tensor with shared storage.
 // Storage is either owned (allocated here) or borrowed from something that
 // outlives it (a memory-mapped weight file), kept alive by `owner_`.
+// A tensor lives on a device: host code reads and writes only kCpu tensors
+// (data() throws on any other); a backend moves data with to_host()/to_device().
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +12,10 @@
 namespace sdvsr {
 
 using Shape = std::vector<int64_t>;
+
+// Where a tensor's storage lives. kCuda storage is device memory a backend owns.
+enum class Device { kCpu, kCuda };
+const char* device_name(Device d);
 
 std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
@@ -25,6 +31,9 @@ class Tensor {
   static Tensor from_vector(Shape shape, const std::vector<float>& values);
   // Wraps memory owned by `owner` without copying.
   static Tensor borrow(Shape shape, const float* data, std::shared_ptr<const void> owner);
+  // Wraps storage on `device` (for backends: device memory they allocated, freed
+  // by `owner`). The tensor is read-only through data() like a borrowed one.
+  static Tensor wrap(Device device, Shape shape, float* data, std::shared_ptr<const void> owner);
 
   const Shape& shape() const { return shape_; }
   int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
@@ -34,14 +43,27 @@ class Tensor {
   bool empty() const { return numel_ == 0 && shape_.empty(); }
   bool defined() const { return data_ != nullptr || !shape_.empty(); }
 
+  Device device() const { return device_; }
+  bool is_host() const { return device_ == Device::kCpu; }
+
+  // Host data. Throws std::logic_error on a tensor that is not on the CPU.
   float* data();  // Copy-on-write is not done: borrowed tensors are read-only.
-  const float* data() const { return data_; }
-  float operator[](int64_t i) const { return data_[i]; }
+  const float* data() const {
+    if (device_ != Device::kCpu) throw_not_host();
+    return data_;
+  }
+  float operator[](int64_t i) const { return data()[i]; }
+  // The storage address on whatever device, for backends that own that device
+  // (kernel arguments, copies). Host code uses data().
+  float* raw_data() const { return data_; }
+  // The storage address as an identity key only (caches, "same tensor?" checks);
+  // never dereference it. Safe on every device.
+  const void* storage_ptr() const { return data_; }
 
   // Same storage, new shape (numel must match).
   Tensor reshape(Shape shape) const;
-  Tensor clone() const;
-  std::vector<float> to_vector() const;
+  Tensor clone() const;  // host tensors only
+  std::vector<float> to_vector() const;  // host tensors only
   bool is_borrowed() const { return borrowed_; }
   // The object that keeps this tensor's storage alive, for caches keyed on
   // storage identity (derived data such as reordered weights): the weak_ptr
@@ -51,11 +73,14 @@ class Tensor {
   std::weak_ptr<const void> storage_owner() const { return owner_; }
 
  private:
+  [[noreturn]] void throw_not_host() const;
+
   Shape shape_;
   int64_t numel_ = 0;
   float* data_ = nullptr;
   std::shared_ptr<const void> owner_;
   bool borrowed_ = false;
+  Device device_ = Device::kCpu;
 };
 
 }  // namespace sdvsr

@@ -55,6 +55,11 @@ class CpuBackend final : public Backend {
   Tensor avg_pool2d(const Tensor& x, int kernel, int stride) override;
 
   Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) override;
+  Tensor raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords,
+                          int radius) override;
+  Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl, const std::vector<Tensor>& fmap2_levels,
+                                 const Tensor& coords, int radius) override;
+  Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
 };
 
 namespace cpu {

@@ -100,7 +100,7 @@ struct CachedWeights {
 };
 
 std::mutex g_weights_mutex;
-std::unordered_map<const float*, std::vector<CachedWeights>> g_weights_cache;
+std::unordered_map<const void*, std::vector<CachedWeights>> g_weights_cache;
 size_t g_weights_cache_bytes = 0;
 
 // Weights read from a file mapping are always cached: once the blocked copy
@@ -153,7 +153,7 @@ dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
                                const dnnl::memory::desc& wanted, dnnl::stream& s) {
   if (user.get_desc() == wanted) return user;
   const std::shared_ptr<const void> owner = weight.storage_owner().lock();
-  const float* key = weight.data();
+  const void* key = weight.storage_ptr();
   if (owner) {
     std::lock_guard<std::mutex> lock(g_weights_mutex);
     auto it = g_weights_cache.find(key);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_raft_lookup.h"
 
 namespace sdvsr {
 
@@ -23,6 +24,26 @@ Tensor CpuBackend::correlation_volume(const Tensor& fmap1, const Tensor& fmap2) 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < total; ++i) o[i] /= root;
   return out;
+}
+
+}  // namespace sdvsr
+
+namespace sdvsr {
+
+// The gathers themselves live in cpu_raft_lookup.cpp (plain loops on host memory).
+Tensor CpuBackend::raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords,
+                                    int radius) {
+  return cpu::raft_corr_lookup(pyramid, coords, radius);
+}
+
+Tensor CpuBackend::raft_corr_lookup_direct(const Tensor& fmap1_cl,
+                                           const std::vector<Tensor>& fmap2_levels,
+                                           const Tensor& coords, int radius) {
+  return cpu::raft_corr_lookup_direct(fmap1_cl, fmap2_levels, coords, radius);
+}
+
+Tensor CpuBackend::raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) {
+  return cpu::raft_convex_upsample(flow, mask, factor);
 }
 
 }  // namespace sdvsr

@@ -1,0 +1,100 @@
+// Multi-head attention without a score matrix (flash-style online softmax):
+// each thread owns one query row of one head, keys and values stream through
+// shared memory in tiles, and the running max / sum rescale the accumulator.
+// Written for clarity first (float32 parity); the accumulator lives in local
+// memory, so head sizes above kMaxHeadDim are refused.
+#include <cmath>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+namespace {
+
+constexpr int kMaxHeadDim = 256;
+constexpr int kQueries = 64;  // threads per block, one query each
+constexpr int kKeyTile = 16;  // keys per shared-memory tile
+
+// q [B, Lq, W], k, v [B, Lk, W] with W = heads * d; grid (query tiles, heads, B).
+__global__ void attention_kernel(const float* q, const float* k, const float* v, float* out,
+                                 int64_t lq, int64_t lk, int64_t width, int d, float scale,
+                                 bool causal) {
+  __shared__ float ks[kKeyTile * kMaxHeadDim];
+  __shared__ float vs[kKeyTile * kMaxHeadDim];
+  const int64_t b = blockIdx.z, h = blockIdx.y;
+  const int64_t i = blockIdx.x * int64_t{kQueries} + threadIdx.x;  // query row
+  const bool active = i < lq;
+  const float* qrow = q + (b * lq + (active ? i : 0)) * width + h * d;
+  float qv[kMaxHeadDim], acc[kMaxHeadDim];
+  for (int c = 0; c < d; ++c) {
+    qv[c] = qrow[c];
+    acc[c] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  // Causal: no key beyond the block's last query is needed.
+  const int64_t last_query = min(lq, (blockIdx.x + 1) * int64_t{kQueries}) - 1;
+  const int64_t keys = causal ? min(lk, last_query + 1) : lk;
+  for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
+    const int tile = static_cast<int>(min(int64_t{kKeyTile}, keys - j0));
+    __syncthreads();
+    for (int e = threadIdx.x; e < tile * d; e += blockDim.x) {
+      const int jj = e / d, c = e % d;
+      const int64_t src = (b * lk + j0 + jj) * width + h * d + c;
+      ks[jj * kMaxHeadDim + c] = k[src];
+      vs[jj * kMaxHeadDim + c] = v[src];
+    }
+    __syncthreads();
+    if (!active) continue;
+    for (int jj = 0; jj < tile; ++jj) {
+      const int64_t j = j0 + jj;
+      if (causal && j > i) break;
+      float s = 0.f;
+      for (int c = 0; c < d; ++c) s += qv[c] * ks[jj * kMaxHeadDim + c];
+      s *= scale;
+      const float m_new = fmaxf(m, s);
+      const float correction = expf(m - m_new);  // 0 for the first key (m = -inf)
+      const float p = expf(s - m_new);
+      l = l * correction + p;
+      for (int c = 0; c < d; ++c) acc[c] = acc[c] * correction + p * vs[jj * kMaxHeadDim + c];
+      m = m_new;
+    }
+  }
+  if (!active) return;
+  const float inv = 1.f / l;
+  float* orow = out + (b * lq + i) * width + h * d;
+  for (int c = 0; c < d; ++c) orow[c] = acc[c] * inv;
+}
+
+}  // namespace
+
+Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                              int heads, float scale, bool causal) {
+  cuda::require(q_in.dim() == 3 && k_in.dim() == 3 && v_in.dim() == 3 && heads > 0 &&
+                    q_in.size(0) == k_in.size(0) && k_in.shape() == v_in.shape() &&
+                    q_in.size(2) == k_in.size(2) && q_in.size(2) % heads == 0,
+                "attention",
+                "q " + shape_str(q_in.shape()) + ", k " + shape_str(k_in.shape()) + ", v " +
+                    shape_str(v_in.shape()) + " with " + std::to_string(heads) + " heads");
+  const int64_t batch = q_in.size(0), lq = q_in.size(1), lk = k_in.size(1), width = q_in.size(2);
+  const int64_t d = width / heads;
+  cuda::require(d <= kMaxHeadDim, "attention",
+                "head size " + std::to_string(d) + " above " + std::to_string(kMaxHeadDim));
+  cuda::Context& c = *ctx_;
+  const Tensor q = c.input(q_in), k = c.input(k_in), v = c.input(v_in);
+  Tensor out = c.empty({batch, lq, width});
+  if (out.numel() == 0) return out;
+  if (lk == 0) {  // softmax over nothing: the CPU path gives NaN rows (0 / 0)
+    cuda::check(cudaMemsetAsync(out.raw_data(), 0xff, out.numel() * sizeof(float), c.stream),
+                "attention");
+    return out;
+  }
+  const dim3 grid(static_cast<unsigned>((lq + kQueries - 1) / kQueries),
+                  static_cast<unsigned>(heads), static_cast<unsigned>(batch));
+  attention_kernel<<<grid, kQueries, 0, c.stream>>>(q.raw_data(), k.raw_data(), v.raw_data(),
+                                                    out.raw_data(), lq, lk, width,
+                                                    static_cast<int>(d), scale, causal);
+  cuda::check_launch("attention");
+  return out;
+}
+
+}  // namespace sdvsr

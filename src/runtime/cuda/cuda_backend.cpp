@@ -1,0 +1,146 @@
+#include "runtime/cuda/cuda_backend.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+
+namespace cuda {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+void check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + ": cuBLAS status " + std::to_string(int(s)));
+}
+
+void check(cudnnStatus_t s, const char* what) {
+  if (s != CUDNN_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + ": " + cudnnGetErrorString(s));
+}
+
+void require(bool ok, const char* op, const std::string& message) {
+  if (!ok) throw std::runtime_error(std::string(op) + ": " + message);
+}
+
+Context::Context(int dev) : device(dev) {
+  check(cudaSetDevice(device), "cudaSetDevice");
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  // Keep freed blocks in the device's default pool instead of returning them.
+  cudaMemPool_t pool;
+  check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+  uint64_t keep = UINT64_MAX;
+  check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
+        "cudaMemPoolSetAttribute");
+  check(cublasCreate(&cublas), "cublasCreate");
+  check(cublasSetStream(cublas, stream), "cublasSetStream");
+  // float32 parity: no TF32 tensor-core rounding.
+  check(cublasSetMathMode(cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+  check(cudnnCreate(&cudnn), "cudnnCreate");
+  check(cudnnSetStream(cudnn, stream), "cudnnSetStream");
+}
+
+Context::~Context() {
+  // The process-wide backends are never destroyed (tensors may outlive them);
+  // this runs only for backends a test creates and drops.
+  if (cudnn) cudnnDestroy(cudnn);
+  if (cublas) cublasDestroy(cublas);
+  if (stream) {
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+}
+
+Tensor Context::empty(const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  void* p = nullptr;
+  const size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
+  check(cudaSetDevice(device), "cudaSetDevice");
+  check(cudaMallocAsync(&p, bytes, stream), "cudaMallocAsync");
+  cudaStream_t s = stream;
+  std::shared_ptr<void> owner(p, [s](void* q) { cudaFreeAsync(q, s); });
+  return Tensor::wrap(Device::kCuda, shape, static_cast<float*>(p), std::move(owner));
+}
+
+std::shared_ptr<void> Context::scratch(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  check(cudaMallocAsync(&p, bytes, stream), "cudaMallocAsync (workspace)");
+  cudaStream_t s = stream;
+  return std::shared_ptr<void>(p, [s](void* q) { cudaFreeAsync(q, s); });
+}
+
+Tensor Context::upload(const Tensor& x) {
+  Tensor d = empty(x.shape());
+  if (x.numel())
+    check(cudaMemcpyAsync(d.raw_data(), x.data(), static_cast<size_t>(x.numel()) * sizeof(float),
+                          cudaMemcpyHostToDevice, stream),
+          "upload (cudaMemcpyAsync)");
+  // Pageable host memory: the copy is staged before the call returns, but a
+  // caller may free x right after, so wait for it.
+  check(cudaStreamSynchronize(stream), "upload (cudaStreamSynchronize)");
+  return d;
+}
+
+Tensor Context::input(const Tensor& x) {
+  if (!x.defined() || x.device() == Device::kCuda) return x;
+  const std::shared_ptr<const void> owner = x.storage_owner().lock();
+  if (!x.is_borrowed() || !owner) return upload(x);
+  const void* key = x.storage_ptr();
+  std::lock_guard<std::mutex> lock(upload_mutex_);
+  auto same_owner = [&](const Upload& u) {
+    const auto o = u.owner.lock();
+    return o && !o.owner_before(owner) && !owner.owner_before(o);
+  };
+  std::vector<Upload>& entries = uploads_[key];
+  for (const Upload& u : entries)
+    if (u.numel == x.numel() && same_owner(u)) return u.device.reshape(x.shape());
+  // Drop uploads whose host storage is gone (a recycled address must not match).
+  std::erase_if(entries, [](const Upload& u) { return u.owner.expired(); });
+  Tensor d = upload(x);
+  entries.push_back(Upload{owner, x.numel(), d});
+  return d;
+}
+
+Tensor Context::download(const Tensor& x) {
+  Tensor h = Tensor::uninitialized(x.shape());
+  if (x.numel())
+    check(cudaMemcpyAsync(h.data(), x.raw_data(), static_cast<size_t>(x.numel()) * sizeof(float),
+                          cudaMemcpyDeviceToHost, stream),
+          "to_host (cudaMemcpyAsync)");
+  check(cudaStreamSynchronize(stream), "to_host (cudaStreamSynchronize)");
+  return h;
+}
+
+}  // namespace cuda
+
+CudaBackend::CudaBackend(int device_index)
+    : index_(device_index), ctx_(std::make_unique<cuda::Context>(device_index)) {}
+
+CudaBackend::~CudaBackend() = default;
+
+Tensor CudaBackend::to_host(const Tensor& x) {
+  if (!x.defined() || x.is_host()) return x;
+  return ctx_->download(x);
+}
+
+Tensor CudaBackend::to_device(const Tensor& x) {
+  if (!x.defined() || x.device() == Device::kCuda) return x;
+  return ctx_->input(x);
+}
+
+CudaBackend& cuda_backend(int index) {
+  static std::mutex mutex;
+  static std::map<int, CudaBackend*> backends;  // never freed: tensors may outlive main()
+  std::lock_guard<std::mutex> lock(mutex);
+  CudaBackend*& b = backends[index];
+  if (!b) b = new CudaBackend(index);
+  return *b;
+}
+
+}  // namespace sdvsr

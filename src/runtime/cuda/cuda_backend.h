@@ -1,0 +1,96 @@
+#pragma once
+// The CUDA backend, float32 with TF32 off (parity with the CPU backend):
+// cuBLAS for matrix products, cuDNN for convolutions, kernels of our own for
+// the rest. One method family per file, mirroring runtime/cpu/:
+// cuda_conv.cpp, cuda_matmul.cpp, cuda_norm.cu, cuda_elementwise.cu,
+// cuda_resample.cu, cuda_attention.cu, cuda_raft.cu.
+//
+// Devices: results are kCuda tensors in memory from a caching allocator
+// (cuda_memory.cpp). Host inputs are accepted everywhere: borrowed host tensors
+// (weights mapped from files) are uploaded once and cached by storage owner;
+// other host tensors are uploaded per call. All work runs on one stream per
+// backend; to_host() synchronises it.
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/backend.h"
+
+namespace sdvsr {
+
+namespace cuda {
+struct Context;  // stream, cuBLAS and cuDNN handles, caches (cuda_context.h)
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override { return "cuda:" + std::to_string(index_); }
+  void set_threads(int) override {}
+  int threads() const override { return 1; }
+  Device device() const override { return Device::kCuda; }
+  Tensor to_host(const Tensor& x) override;
+  Tensor to_device(const Tensor& x) override;
+
+  Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                const Conv2dParams& p) override;
+  Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) override;
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                   bool causal) override;
+
+  Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                    float eps) override;
+  Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,
+                    float eps) override;
+  Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                    const Tensor* gamma, const Tensor* beta, float eps) override;
+  Tensor instance_norm(const Tensor& x, float eps) override;
+  Tensor softmax(const Tensor& x) override;
+
+  Tensor activation(const Tensor& x, Activation a) override;
+  Tensor add(const Tensor& a, const Tensor& b) override;
+  Tensor sub(const Tensor& a, const Tensor& b) override;
+  Tensor mul(const Tensor& a, const Tensor& b) override;
+  Tensor scale(const Tensor& x, float s) override;
+  Tensor add_scalar(const Tensor& x, float s) override;
+  Tensor add_channel_bias(const Tensor& x, const Tensor& b) override;
+  Tensor clamp(const Tensor& x, float lo, float hi) override;
+  Tensor concat(const std::vector<Tensor>& xs, int dim) override;
+  Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) override;
+  Tensor nchw_to_tokens(const Tensor& x) override;
+  Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) override;
+  Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
+
+  Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) override;
+  Tensor upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
+                           bool align_corners) override;
+  Tensor upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
+                          bool align_corners) override;
+  Tensor grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                     bool align_corners) override;
+  Tensor avg_pool2d(const Tensor& x, int kernel, int stride) override;
+
+  Tensor correlation_volume(const Tensor& fmap1, const Tensor& fmap2) override;
+  Tensor raft_corr_lookup(const std::vector<Tensor>& pyramid, const Tensor& coords,
+                          int radius) override;
+  Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl, const std::vector<Tensor>& fmap2_levels,
+                                 const Tensor& coords, int radius) override;
+  Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
+
+  cuda::Context& context() { return *ctx_; }
+
+ private:
+  int index_;
+  std::unique_ptr<cuda::Context> ctx_;
+};
+
+// The process-wide backend of CUDA device `index` (created on first use).
+CudaBackend& cuda_backend(int index);
+
+}  // namespace sdvsr

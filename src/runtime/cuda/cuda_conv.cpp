@@ -1,0 +1,133 @@
+// 2-D convolution through cuDNN's legacy API (cudnnConvolutionForward), float32
+// with FMA math only (no TF32). The algorithm is chosen once per shape from
+// cudnnGetConvolutionForwardAlgorithm_v7's list, restricted to the GEMM family
+// (Winograd and FFT change the rounding beyond the 1e-5 parity bound).
+#include <algorithm>
+#include <memory>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+
+namespace {
+
+// RAII holders for the per-call descriptors.
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
+    cuda::check(cudnnCreateTensorDescriptor(&d), "conv2d (tensor descriptor)");
+    cuda::check(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(n), int(c),
+                                           int(h), int(w)),
+                "conv2d (tensor descriptor)");
+  }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+};
+struct FilterDesc {
+  cudnnFilterDescriptor_t d = nullptr;
+  FilterDesc(int64_t o, int64_t c, int64_t kh, int64_t kw) {
+    cuda::check(cudnnCreateFilterDescriptor(&d), "conv2d (filter descriptor)");
+    cuda::check(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(o), int(c),
+                                           int(kh), int(kw)),
+                "conv2d (filter descriptor)");
+  }
+  ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
+};
+struct ConvDesc {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  explicit ConvDesc(const Conv2dParams& p) {
+    cuda::check(cudnnCreateConvolutionDescriptor(&d), "conv2d (convolution descriptor)");
+    cuda::check(cudnnSetConvolution2dDescriptor(d, p.pad_h, p.pad_w, p.stride_h, p.stride_w,
+                                                p.dilation_h, p.dilation_w,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                "conv2d (convolution descriptor)");
+    cuda::check(cudnnSetConvolutionGroupCount(d, p.groups), "conv2d (group count)");
+    cuda::check(cudnnSetConvolutionMathType(d, CUDNN_FMA_MATH), "conv2d (math type)");
+  }
+  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
+};
+
+bool gemm_family(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM;
+}
+
+cuda::ConvAlgo choose_algo(cuda::Context& c, const TensorDesc& x, const FilterDesc& w,
+                           const ConvDesc& conv, const TensorDesc& y) {
+  int max_count = 0;
+  cuda::check(cudnnGetConvolutionForwardAlgorithmMaxCount(c.cudnn, &max_count), "conv2d");
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
+  int returned = 0;
+  cuda::check(cudnnGetConvolutionForwardAlgorithm_v7(c.cudnn, x.d, w.d, conv.d, y.d,
+                                                     static_cast<int>(perf.size()), &returned,
+                                                     perf.data()),
+              "conv2d (cudnnGetConvolutionForwardAlgorithm_v7)");
+  for (int i = 0; i < returned; ++i) {
+    const cudnnConvolutionFwdAlgoPerf_t& r = perf[static_cast<size_t>(i)];
+    const bool tensor_ops = r.mathType == CUDNN_TENSOR_OP_MATH ||
+                            r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    if (r.status != CUDNN_STATUS_SUCCESS || !gemm_family(r.algo) || tensor_ops) continue;
+    // The descriptor stays at FMA math; ask the workspace for exactly that.
+    size_t bytes = 0;
+    if (cudnnGetConvolutionForwardWorkspaceSize(c.cudnn, x.d, w.d, conv.d, y.d, r.algo, &bytes) ==
+        CUDNN_STATUS_SUCCESS)
+      return {r.algo, bytes};
+  }
+  // IMPLICIT_GEMM supports every configuration and needs no workspace.
+  return {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0};
+}
+
+}  // namespace
+
+Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
+                           const Conv2dParams& p) {
+  cuda::require(x_in.dim() == 4 && w_in.dim() == 4, "conv2d",
+                "x " + shape_str(x_in.shape()) + " and weight " + shape_str(w_in.shape()) +
+                    " must be 4-D");
+  const int64_t n = x_in.size(0), ch = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
+  const int64_t o = w_in.size(0), kh = w_in.size(2), kw = w_in.size(3);
+  cuda::require(p.groups >= 1 && ch % p.groups == 0 && o % p.groups == 0 &&
+                    w_in.size(1) == ch / p.groups,
+                "conv2d",
+                "weight " + shape_str(w_in.shape()) + " does not fit x " + shape_str(x_in.shape()) +
+                    " with groups " + std::to_string(p.groups));
+  cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == o), "conv2d",
+                "bias shape does not match weight " + shape_str(w_in.shape()));
+  const int64_t ho = (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
+  const int64_t wo = (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
+  cuda::require(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x_in.shape()));
+
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in), wt = c.input(w_in);
+  Tensor out = c.empty({n, o, ho, wo});
+  if (n == 0) return out;
+  const TensorDesc xd(n, ch, h, w), yd(n, o, ho, wo);
+  const FilterDesc wd(o, ch / p.groups, kh, kw);
+  const ConvDesc cd(p);
+
+  cuda::ConvAlgo algo;
+  {
+    const std::vector<int64_t> key{n, ch, h, w, o, kh, kw, p.stride_h, p.stride_w, p.pad_h,
+                                   p.pad_w, p.dilation_h, p.dilation_w, p.groups};
+    std::lock_guard<std::mutex> lock(c.conv_mutex);
+    auto it = c.conv_algos.find(key);
+    if (it == c.conv_algos.end()) it = c.conv_algos.emplace(key, choose_algo(c, xd, wd, cd, yd)).first;
+    algo = it->second;
+  }
+  const std::shared_ptr<void> workspace = c.scratch(algo.workspace_bytes);
+  const float one = 1.f, zero = 0.f;
+  cuda::check(cudnnConvolutionForward(c.cudnn, &one, xd.d, x.raw_data(), wd.d, wt.raw_data(), cd.d,
+                                      algo.algo, workspace.get(), algo.workspace_bytes, &zero,
+                                      yd.d, out.raw_data()),
+              "conv2d (cudnnConvolutionForward)");
+  if (bias_in) {
+    const Tensor b = c.input(*bias_in);
+    const TensorDesc bd(1, o, 1, 1);
+    cuda::check(cudnnAddTensor(c.cudnn, &one, bd.d, b.raw_data(), &one, yd.d, out.raw_data()),
+                "conv2d (bias)");
+  }
+  return out;
+}
+
+}  // namespace sdvsr

@@ -1,0 +1,71 @@
+// linear and batched matmul through cuBLAS sgemm (pedantic float32: no TF32).
+// cuBLAS is column-major: a row-major [M, N] = [M, K] x [K, N] product is
+// computed as its transpose, C^T = B^T A^T, which needs no copies.
+#include <algorithm>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+
+Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in) {
+  cuda::require(x_in.dim() >= 1 && w_in.dim() == 2 && x_in.size(-1) == w_in.size(1), "linear",
+                "x " + shape_str(x_in.shape()) + " does not fit weight " + shape_str(w_in.shape()));
+  const int64_t in = w_in.size(1), out_f = w_in.size(0);
+  cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == out_f), "linear",
+                "bias does not match weight " + shape_str(w_in.shape()));
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in), w = c.input(w_in);
+  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor out = c.empty(out_shape);
+  if (rows == 0 || out_f == 0) return out;
+  if (in == 0) {
+    cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), "linear");
+  } else {
+    // out^T [out_f, rows] = W [out_f, in] (W^T seen column-major) x x^T [in, rows].
+    const float one = 1.f, zero = 0.f;
+    cuda::check(cublasSgemm(c.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_f),
+                            static_cast<int>(rows), static_cast<int>(in), &one, w.raw_data(),
+                            static_cast<int>(in), x.raw_data(), static_cast<int>(in), &zero,
+                            out.raw_data(), static_cast<int>(out_f)),
+                "linear (cublasSgemm)");
+  }
+  if (bias_in) {
+    const Tensor b = c.input(*bias_in);
+    cuda::add_row_bias(c, out.raw_data(), b.raw_data(), rows, out_f);
+  }
+  return out;
+}
+
+Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, bool transpose_b) {
+  cuda::require(a_in.dim() == 3 && b_in.dim() == 3 && a_in.size(0) == b_in.size(0), "matmul",
+                "a " + shape_str(a_in.shape()) + " and b " + shape_str(b_in.shape()) +
+                    " must be [B, M, K] and [B, K, N] (or [B, N, K])");
+  const int64_t batch = a_in.size(0), m = a_in.size(1), k = a_in.size(2);
+  const int64_t n = transpose_b ? b_in.size(1) : b_in.size(2);
+  cuda::require((transpose_b ? b_in.size(2) : b_in.size(1)) == k, "matmul",
+                "inner sizes differ: a " + shape_str(a_in.shape()) + ", b " +
+                    shape_str(b_in.shape()));
+  cuda::Context& c = *ctx_;
+  const Tensor a = c.input(a_in), b = c.input(b_in);
+  Tensor out = c.empty({batch, m, n});
+  if (batch == 0 || m == 0 || n == 0) return out;
+  if (k == 0) {
+    cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), "matmul");
+    return out;
+  }
+  // C^T [n, m] = op(B^T) [n, k] x A^T [k, m], per batch item.
+  const float one = 1.f, zero = 0.f;
+  cuda::check(cublasSgemmStridedBatched(
+                  c.cublas, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
+                  static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
+                  b.raw_data(), static_cast<int>(transpose_b ? k : n), k * n, a.raw_data(),
+                  static_cast<int>(k), m * k, &zero, out.raw_data(), static_cast<int>(n), m * n,
+                  static_cast<int>(batch)),
+              "matmul (cublasSgemmStridedBatched)");
+  return out;
+}
+
+}  // namespace sdvsr

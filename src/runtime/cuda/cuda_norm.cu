@@ -1,0 +1,257 @@
+// Normalisation layers and softmax on the device, with cpu_norm.cpp's math:
+// biased variance, statistics in double over two passes (mean, then squared
+// deviations), the affine folded the way PyTorch folds it. One block per row.
+#include <cmath>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+namespace {
+
+using cuda::blocks_for;
+using cuda::kThreads;
+
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{blockDim.x} * gridDim.x)
+
+constexpr int kRowThreads = 256;
+
+// Sum of v over the block (every thread gets the result).
+template <typename T>
+__device__ T block_sum(T v, T* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) shared[threadIdx.x] += shared[threadIdx.x + s];
+    __syncthreads();
+  }
+  const T total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+__device__ float block_max(float v, float* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) shared[threadIdx.x] = fmaxf(shared[threadIdx.x], shared[threadIdx.x + s]);
+    __syncthreads();
+  }
+  const float total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+// Per contiguous row of `len`: mean (as float) and 1 / sqrt(var + eps) (double, then float).
+__global__ void row_moments_kernel(const float* x, int64_t len, float eps, float* mean_out,
+                                   float* rstd_out) {
+  __shared__ double shared[kRowThreads];
+  const float* row = x + blockIdx.x * len;
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += row[i];
+  const double mean = len ? block_sum(s, shared) / static_cast<double>(len) : 0.0;
+  double sq = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    const double d = row[i] - mean;
+    sq += d * d;
+  }
+  const double var = len ? block_sum(sq, shared) / static_cast<double>(len) : 0.0;
+  if (threadIdx.x == 0) {
+    mean_out[blockIdx.x] = static_cast<float>(mean);
+    rstd_out[blockIdx.x] = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+  }
+}
+
+// x [N, C, spatial] in groups of cg channels: y = x * a + b per channel.
+__global__ void group_apply_kernel(const float* x, float* y, int64_t total, int64_t c,
+                                   int64_t spatial, int64_t cg, int groups, const float* mean,
+                                   const float* rstd, const float* gamma, const float* beta) {
+  GRID_STRIDE(i, total) {
+    const int64_t nc = i / spatial, ch = nc % c, n = nc / c;
+    const int64_t ng = n * groups + ch / cg;
+    const float a = rstd[ng] * (gamma ? gamma[ch] : 1.f);
+    const float b = -a * mean[ng] + (beta ? beta[ch] : 0.f);
+    y[i] = x[i] * a + b;
+  }
+}
+
+__global__ void layer_apply_kernel(const float* x, float* y, int64_t total, int64_t width,
+                                   const float* mean, const float* rstd, const float* gamma,
+                                   const float* beta) {
+  GRID_STRIDE(i, total) {
+    const int64_t r = i / width, j = i % width;
+    const float shift = -rstd[r] * mean[r];
+    float v = x[i] * rstd[r] + shift;
+    if (gamma) v *= gamma[j];
+    if (beta) v += beta[j];
+    y[i] = v;
+  }
+}
+
+__global__ void instance_apply_kernel(const float* x, float* y, int64_t total, int64_t spatial,
+                                      const float* mean, const float* rstd) {
+  GRID_STRIDE(i, total) {
+    const int64_t r = i / spatial;
+    y[i] = (x[i] - mean[r]) * rstd[r];
+  }
+}
+
+__global__ void batch_norm_kernel(const float* x, float* y, int64_t total, int64_t c,
+                                  int64_t spatial, const float* rmean, const float* rvar,
+                                  const float* gamma, const float* beta, float eps) {
+  GRID_STRIDE(i, total) {
+    const int64_t ch = (i / spatial) % c;
+    const float invstd = 1.f / sqrtf(rvar[ch] + eps);
+    const float alpha = (gamma ? gamma[ch] : 1.f) * invstd;
+    const float shift = (beta ? beta[ch] : 0.f) - rmean[ch] * alpha;
+    y[i] = x[i] * alpha + shift;
+  }
+}
+
+__global__ void softmax_kernel(const float* x, float* y, int64_t width) {
+  __shared__ float shared[kRowThreads];
+  const float* src = x + blockIdx.x * width;
+  float* dst = y + blockIdx.x * width;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) mx = fmaxf(mx, src[j]);
+  mx = block_max(mx, shared);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float e = expf(src[j] - mx);
+    dst[j] = e;
+    s += e;
+  }
+  const float inv = 1.f / block_sum(s, shared);
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) dst[j] *= inv;
+}
+
+void check_channel_vector(const Tensor* t, int64_t c, const char* op, const char* what) {
+  cuda::require(!t || (t->dim() == 1 && t->size(0) == c), op,
+                std::string(what) + " must have shape [" + std::to_string(c) + "], got " +
+                    (t ? shape_str(t->shape()) : std::string("?")));
+}
+
+// Mean and rstd of `rows` contiguous rows of `len` floats.
+struct RowStats {
+  Tensor mean, rstd;
+};
+RowStats row_stats(cuda::Context& c, const Tensor& x, int64_t rows, int64_t len, float eps) {
+  RowStats s{c.empty({rows}), c.empty({rows})};
+  if (rows > 0)
+    row_moments_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, c.stream>>>(
+        x.raw_data(), len, eps, s.mean.raw_data(), s.rstd.raw_data());
+  cuda::check_launch("norm statistics");
+  return s;
+}
+
+const float* optional_ptr(cuda::Context& c, const Tensor* t, Tensor& slot) {
+  if (!t) return nullptr;
+  slot = c.input(*t);
+  return slot.raw_data();
+}
+
+}  // namespace
+
+Tensor CudaBackend::group_norm(const Tensor& x_in, int groups, const Tensor* gamma,
+                               const Tensor* beta, float eps) {
+  cuda::require(x_in.dim() >= 2 && groups > 0 && x_in.size(1) % groups == 0, "group_norm",
+                "x " + shape_str(x_in.shape()) + " cannot be split into " +
+                    std::to_string(groups) + " groups");
+  const int64_t n = x_in.size(0), c = x_in.size(1);
+  const int64_t spatial = x_in.numel() / std::max<int64_t>(n * c, 1);
+  const int64_t cg = c / groups;
+  check_channel_vector(gamma, c, "group_norm", "gamma");
+  check_channel_vector(beta, c, "group_norm", "beta");
+  cuda::Context& ctx = *ctx_;
+  const Tensor x = ctx.input(x_in);
+  Tensor out = ctx.empty(x.shape());
+  const int64_t total = x.numel();
+  if (total == 0) return out;
+  const RowStats s = row_stats(ctx, x, n * groups, cg * spatial, eps);
+  Tensor g, b;
+  group_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+      x.raw_data(), out.raw_data(), total, c, spatial, cg, groups, s.mean.raw_data(),
+      s.rstd.raw_data(), optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b));
+  cuda::check_launch("group_norm");
+  return out;
+}
+
+Tensor CudaBackend::layer_norm(const Tensor& x_in, const Tensor* gamma, const Tensor* beta,
+                               float eps) {
+  cuda::require(x_in.dim() >= 1, "layer_norm", "x must have at least one dimension");
+  const int64_t width = x_in.size(-1);
+  const int64_t rows = width ? x_in.numel() / width : 0;
+  check_channel_vector(gamma, width, "layer_norm", "gamma");
+  check_channel_vector(beta, width, "layer_norm", "beta");
+  cuda::Context& ctx = *ctx_;
+  const Tensor x = ctx.input(x_in);
+  Tensor out = ctx.empty(x.shape());
+  const int64_t total = x.numel();
+  if (total == 0) return out;
+  const RowStats s = row_stats(ctx, x, rows, width, eps);
+  Tensor g, b;
+  layer_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+      x.raw_data(), out.raw_data(), total, width, s.mean.raw_data(), s.rstd.raw_data(),
+      optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b));
+  cuda::check_launch("layer_norm");
+  return out;
+}
+
+Tensor CudaBackend::batch_norm(const Tensor& x_in, const Tensor& running_mean,
+                               const Tensor& running_var, const Tensor* gamma, const Tensor* beta,
+                               float eps) {
+  cuda::require(x_in.dim() >= 2, "batch_norm", "x " + shape_str(x_in.shape()) + " must be [N, C, ...]");
+  const int64_t n = x_in.size(0), c = x_in.size(1);
+  const int64_t spatial = x_in.numel() / std::max<int64_t>(n * c, 1);
+  check_channel_vector(&running_mean, c, "batch_norm", "running_mean");
+  check_channel_vector(&running_var, c, "batch_norm", "running_var");
+  check_channel_vector(gamma, c, "batch_norm", "gamma");
+  check_channel_vector(beta, c, "batch_norm", "beta");
+  cuda::Context& ctx = *ctx_;
+  const Tensor x = ctx.input(x_in);
+  const Tensor rm = ctx.input(running_mean), rv = ctx.input(running_var);
+  Tensor out = ctx.empty(x.shape());
+  const int64_t total = x.numel();
+  if (total == 0) return out;
+  Tensor g, b;
+  batch_norm_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+      x.raw_data(), out.raw_data(), total, c, spatial, rm.raw_data(), rv.raw_data(),
+      optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b), eps);
+  cuda::check_launch("batch_norm");
+  return out;
+}
+
+Tensor CudaBackend::instance_norm(const Tensor& x_in, float eps) {
+  cuda::require(x_in.dim() >= 3, "instance_norm",
+                "x " + shape_str(x_in.shape()) + " must be [N, C, H, W] or [N, C, L]");
+  const int64_t rows = x_in.size(0) * x_in.size(1);
+  const int64_t spatial = x_in.numel() / std::max<int64_t>(rows, 1);
+  cuda::Context& ctx = *ctx_;
+  const Tensor x = ctx.input(x_in);
+  Tensor out = ctx.empty(x.shape());
+  const int64_t total = x.numel();
+  if (total == 0) return out;
+  const RowStats s = row_stats(ctx, x, rows, spatial, eps);
+  instance_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+      x.raw_data(), out.raw_data(), total, spatial, s.mean.raw_data(), s.rstd.raw_data());
+  cuda::check_launch("instance_norm");
+  return out;
+}
+
+Tensor CudaBackend::softmax(const Tensor& x_in) {
+  cuda::require(x_in.dim() >= 1, "softmax", "x must have at least one dimension");
+  const int64_t width = x_in.size(-1);
+  const int64_t rows = width ? x_in.numel() / width : 0;
+  cuda::Context& ctx = *ctx_;
+  const Tensor x = ctx.input(x_in);
+  Tensor out = ctx.empty(x.shape());
+  if (rows > 0)
+    softmax_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, ctx.stream>>>(
+        x.raw_data(), out.raw_data(), width);
+  cuda::check_launch("softmax");
+  return out;
+}
+
+}  // namespace sdvsr

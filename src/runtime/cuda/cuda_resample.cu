@@ -1,0 +1,290 @@
+// Resampling on the device with cpu_resample.cpp's index rules and summation
+// order: the per-axis taps (source indices and weights) are computed on the
+// host by the same formulas and uploaded; the kernels only gather and sum.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace sdvsr {
+namespace {
+
+using cuda::blocks_for;
+using cuda::kThreads;
+
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{blockDim.x} * gridDim.x)
+
+void check_image(const Tensor& x, const char* op) {
+  cuda::require(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
+}
+
+// ---- host: the taps, exactly as cpu_resample.cpp computes them ----
+float size_scale(int64_t in, int64_t out) { return static_cast<float>(in) / static_cast<float>(out); }
+float linear_scale(int64_t in, int64_t out, bool align_corners) {
+  if (align_corners) return out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.f;
+  return size_scale(in, out);
+}
+float source_index(float scale, int64_t dst, bool align_corners, bool cubic) {
+  if (align_corners) return scale * static_cast<float>(dst);
+  const float src = static_cast<float>(scale * (static_cast<double>(dst) + 0.5) - 0.5);
+  return (!cubic && src < 0.f) ? 0.f : src;
+}
+
+struct AxisTaps {
+  int taps = 0;
+  std::vector<int> index;     // [out * taps]
+  std::vector<float> weight;  // [out * taps]
+};
+
+AxisTaps linear_taps(int64_t in, int64_t out, bool align_corners) {
+  AxisTaps t;
+  t.taps = 2;
+  t.index.resize(out * 2);
+  t.weight.resize(out * 2);
+  const float scale = linear_scale(in, out, align_corners);
+  for (int64_t d = 0; d < out; ++d) {
+    const float real = source_index(scale, d, align_corners, false);
+    const int64_t i0 = std::min(static_cast<int64_t>(std::floor(real)), in - 1);
+    const float lambda = std::min(std::max(real - static_cast<float>(i0), 0.f), 1.f);
+    t.index[2 * d] = static_cast<int>(i0);
+    t.index[2 * d + 1] = static_cast<int>(i0 + (i0 < in - 1 ? 1 : 0));
+    t.weight[2 * d] = 1.f - lambda;
+    t.weight[2 * d + 1] = lambda;
+  }
+  return t;
+}
+
+constexpr float kCubicA = -0.75f;
+float cubic_near(float x) { return ((kCubicA + 2.f) * x - (kCubicA + 3.f)) * x * x + 1.f; }
+float cubic_far(float x) {
+  return ((kCubicA * x - 5.f * kCubicA) * x + 8.f * kCubicA) * x - 4.f * kCubicA;
+}
+
+AxisTaps cubic_taps(int64_t in, int64_t out, bool align_corners) {
+  AxisTaps t;
+  t.taps = 4;
+  t.index.resize(out * 4);
+  t.weight.resize(out * 4);
+  const float scale = linear_scale(in, out, align_corners);
+  for (int64_t d = 0; d < out; ++d) {
+    const float real = source_index(scale, d, align_corners, true);
+    const float fl = std::floor(real);
+    const int64_t i = static_cast<int64_t>(fl);
+    const float frac = real - fl;
+    const float w[4] = {cubic_far(frac + 1.f), cubic_near(frac), cubic_near(1.f - frac),
+                        cubic_far((1.f - frac) + 1.f)};
+    for (int k = 0; k < 4; ++k) {
+      t.index[4 * d + k] = static_cast<int>(std::min(std::max<int64_t>(i - 1 + k, 0), in - 1));
+      t.weight[4 * d + k] = w[k];
+    }
+  }
+  return t;
+}
+
+int64_t nearest_index(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = size_scale(in, out);
+  return std::min(static_cast<int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
+}
+
+// A host vector copied to scratch device memory (the copy completes before return).
+template <typename T>
+std::shared_ptr<void> upload_vector(cuda::Context& c, const std::vector<T>& v) {
+  std::shared_ptr<void> d = c.scratch(std::max<size_t>(v.size(), 1) * sizeof(T));
+  if (!v.empty()) {
+    cuda::check(cudaMemcpyAsync(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice,
+                                c.stream),
+                "resample taps (cudaMemcpyAsync)");
+    cuda::check(cudaStreamSynchronize(c.stream), "resample taps (cudaStreamSynchronize)");
+  }
+  return d;
+}
+
+// ---- device ----
+// out[p, oy, ox] = sum over ky of (sum over kx of src * wx) * wy, in cpu_resample's order.
+__global__ void separable_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
+                                 int64_t out_h, int64_t out_w, int ty, const int* iy,
+                                 const float* wy, int tx, const int* ix, const float* wx) {
+  GRID_STRIDE(i, total) {
+    const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
+    const float* plane = src + p * h * w;
+    float acc = 0.f;
+    for (int ky = 0; ky < ty; ++ky) {
+      const float* srow = plane + int64_t{iy[oy * ty + ky]} * w;
+      float a = srow[ix[ox * tx]] * wx[ox * tx];
+      for (int kx = 1; kx < tx; ++kx) a += srow[ix[ox * tx + kx]] * wx[ox * tx + kx];
+      const float term = a * wy[oy * ty + ky];
+      acc = ky == 0 ? term : acc + term;
+    }
+    dst[i] = acc;
+  }
+}
+
+__global__ void nearest_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
+                               int64_t out_h, int64_t out_w, const int* iy, const int* ix) {
+  GRID_STRIDE(i, total) {
+    const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
+    dst[i] = src[(p * h + iy[oy]) * w + ix[ox]];
+  }
+}
+
+// One thread per output position, looping over channels (cpu_resample's grid_sample).
+__global__ void grid_sample_kernel(const float* src, const float* grid, float* dst, int64_t n,
+                                   int64_t c, int64_t h, int64_t w, int64_t ho, int64_t wo,
+                                   bool nearest, bool align_corners, float sx, float sy) {
+  const int64_t positions = n * ho * wo;
+  GRID_STRIDE(i, positions) {
+    const int64_t b = i / (ho * wo), o = i % (ho * wo);
+    const float* g = grid + i * 2;
+    const float px = align_corners ? (g[0] + 1.f) * sx : fmaf(g[0] + 1.f, sx, -0.5f);
+    const float py = align_corners ? (g[1] + 1.f) * sy : fmaf(g[1] + 1.f, sy, -0.5f);
+    const int64_t plane = h * w, out_plane = ho * wo;
+    if (nearest) {
+      const float rx = rintf(px), ry = rintf(py);  // half to even
+      const bool inside = rx >= 0.f && rx < static_cast<float>(w) && ry >= 0.f &&
+                          ry < static_cast<float>(h);
+      const int64_t ix = inside ? static_cast<int64_t>(rx) : 0;
+      const int64_t iy = inside ? static_cast<int64_t>(ry) : 0;
+      for (int64_t ch = 0; ch < c; ++ch)
+        dst[(b * c + ch) * out_plane + o] = inside ? src[(b * c + ch) * plane + iy * w + ix] : 0.f;
+      continue;
+    }
+    const float x0f = floorf(px), y0f = floorf(py);
+    const float fx = px - x0f, fy = py - y0f;
+    const float ex = 1.f - fx, sy1 = 1.f - fy;
+    const float nw = sy1 * ex, ne = sy1 * fx, sw = fy * ex, se = fy * fx;
+    const bool finite = isfinite(px) && isfinite(py);
+    const bool near = finite && fabsf(px) < 1e9f && fabsf(py) < 1e9f;
+    const int64_t x0 = near ? static_cast<int64_t>(x0f) : -2;
+    const int64_t y0 = near ? static_cast<int64_t>(y0f) : -2;
+    const bool in_x0 = x0 >= 0 && x0 < w, in_x1 = x0 + 1 >= 0 && x0 + 1 < w;
+    const bool in_y0 = y0 >= 0 && y0 < h, in_y1 = y0 + 1 >= 0 && y0 + 1 < h;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float* p = src + (b * c + ch) * plane;
+      const float v_nw = in_y0 && in_x0 ? p[y0 * w + x0] : 0.f;
+      const float v_ne = in_y0 && in_x1 ? p[y0 * w + x0 + 1] : 0.f;
+      const float v_sw = in_y1 && in_x0 ? p[(y0 + 1) * w + x0] : 0.f;
+      const float v_se = in_y1 && in_x1 ? p[(y0 + 1) * w + x0 + 1] : 0.f;
+      float r = v_nw * nw;  // fused multiply-adds in the reference's order
+      r = fmaf(v_ne, ne, r);
+      r = fmaf(v_sw, sw, r);
+      r = fmaf(v_se, se, r);
+      dst[(b * c + ch) * out_plane + o] = finite ? r : nanf("");
+    }
+  }
+}
+
+__global__ void avg_pool_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
+                                int64_t ho, int64_t wo, int kernel, int stride, float divisor) {
+  GRID_STRIDE(i, total) {
+    const int64_t ox = i % wo, oy = (i / wo) % ho, p = i / (wo * ho);
+    float sum = 0.f;
+    for (int ky = 0; ky < kernel; ++ky)
+      for (int kx = 0; kx < kernel; ++kx)
+        sum += src[(p * h + oy * stride + ky) * w + ox * stride + kx];
+    dst[i] = sum / divisor;
+  }
+}
+
+Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t out_w,
+                 const AxisTaps& ty, const AxisTaps& tx, const char* op) {
+  const Tensor x = c.input(x_in);
+  Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  const auto iy = upload_vector(c, ty.index), wy = upload_vector(c, ty.weight);
+  const auto ix = upload_vector(c, tx.index), wx = upload_vector(c, tx.weight);
+  separable_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+      x.raw_data(), out.raw_data(), total, x.size(2), x.size(3), out_h, out_w, ty.taps,
+      static_cast<const int*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
+      static_cast<const int*>(ix.get()), static_cast<const float*>(wx.get()));
+  cuda::check_launch(op);
+  return out;
+}
+
+}  // namespace
+
+Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t out_w) {
+  check_image(x_in, "upsample_nearest");
+  cuda::require(out_h > 0 && out_w > 0, "upsample_nearest", "output size must be positive");
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in);
+  const int64_t h = x.size(2), w = x.size(3);
+  std::vector<int> iy(out_h), ix(out_w);
+  for (int64_t d = 0; d < out_h; ++d) iy[d] = static_cast<int>(nearest_index(d, h, out_h));
+  for (int64_t d = 0; d < out_w; ++d) ix[d] = static_cast<int>(nearest_index(d, w, out_w));
+  Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  const auto dy = upload_vector(c, iy), dx = upload_vector(c, ix);
+  nearest_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+      x.raw_data(), out.raw_data(), total, h, w, out_h, out_w, static_cast<const int*>(dy.get()),
+      static_cast<const int*>(dx.get()));
+  cuda::check_launch("upsample_nearest");
+  return out;
+}
+
+Tensor CudaBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
+                                      bool align_corners) {
+  check_image(x, "upsample_bilinear");
+  cuda::require(out_h > 0 && out_w > 0, "upsample_bilinear", "output size must be positive");
+  return separable(*ctx_, x, out_h, out_w, linear_taps(x.size(2), out_h, align_corners),
+                   linear_taps(x.size(3), out_w, align_corners), "upsample_bilinear");
+}
+
+Tensor CudaBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
+                                     bool align_corners) {
+  check_image(x, "upsample_bicubic");
+  cuda::require(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
+  return separable(*ctx_, x, out_h, out_w, cubic_taps(x.size(2), out_h, align_corners),
+                   cubic_taps(x.size(3), out_w, align_corners), "upsample_bicubic");
+}
+
+Tensor CudaBackend::grid_sample(const Tensor& x_in, const Tensor& grid_in, GridSampleMode mode,
+                                bool align_corners) {
+  check_image(x_in, "grid_sample");
+  cuda::require(grid_in.dim() == 4 && grid_in.size(0) == x_in.size(0) && grid_in.size(3) == 2,
+                "grid_sample",
+                "grid " + shape_str(grid_in.shape()) + " must be [N, Ho, Wo, 2] for x " +
+                    shape_str(x_in.shape()));
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in), grid = c.input(grid_in);
+  const int64_t n = x.size(0), ch = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = grid.size(1), wo = grid.size(2);
+  const float sx = align_corners ? static_cast<float>(w - 1) / 2.f : static_cast<float>(w) / 2.f;
+  const float sy = align_corners ? static_cast<float>(h - 1) / 2.f : static_cast<float>(h) / 2.f;
+  Tensor out = c.empty({n, ch, ho, wo});
+  const int64_t positions = n * ho * wo;
+  if (positions == 0 || ch == 0) return out;
+  grid_sample_kernel<<<blocks_for(positions), kThreads, 0, c.stream>>>(
+      x.raw_data(), grid.raw_data(), out.raw_data(), n, ch, h, w, ho, wo,
+      mode == GridSampleMode::kNearest, align_corners, sx, sy);
+  cuda::check_launch("grid_sample");
+  return out;
+}
+
+Tensor CudaBackend::avg_pool2d(const Tensor& x_in, int kernel, int stride) {
+  check_image(x_in, "avg_pool2d");
+  const int64_t h = x_in.size(2), w = x_in.size(3);
+  cuda::require(kernel > 0 && stride > 0 && h >= kernel && w >= kernel, "avg_pool2d",
+                "kernel " + std::to_string(kernel) + " does not fit x " + shape_str(x_in.shape()));
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in);
+  const int64_t ho = (h - kernel) / stride + 1, wo = (w - kernel) / stride + 1;
+  Tensor out = c.empty({x.size(0), x.size(1), ho, wo});
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  avg_pool_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+      x.raw_data(), out.raw_data(), total, h, w, ho, wo, kernel, stride,
+      static_cast<float>(kernel * kernel));
+  cuda::check_launch("avg_pool2d");
+  return out;
+}
+
+}  // namespace sdvsr

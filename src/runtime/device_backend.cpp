@@ -1,0 +1,58 @@
+#include "runtime/device_backend.h"
+
+#include <regex>
+#include <stdexcept>
+
+#ifdef SDVSR_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "runtime/cuda/cuda_backend.h"
+#endif
+
+namespace sdvsr {
+
+bool cuda_built() {
+#ifdef SDVSR_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef SDVSR_HAVE_CUDA
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver/device" error
+    return 0;
+  }
+  return n;
+#else
+  return 0;
+#endif
+}
+
+Backend& backend_for_device(const std::string& device) {
+  if (device == "cpu") return cpu_backend();
+  static const std::regex cuda("cuda(:([0-9]+))?");
+  std::smatch m;
+  if (!std::regex_match(device, m, cuda))
+    throw std::runtime_error("--device " + device + ": expected cpu, cuda or cuda:N");
+  if (!cuda_built())
+    throw std::runtime_error("--device " + device +
+                             ": this binary was built without CUDA (use --device cpu)");
+  const int index = m[2].matched ? std::stoi(m[2].str()) : 0;
+  const int count = cuda_device_count();
+  if (count == 0)
+    throw std::runtime_error("--device " + device + ": no CUDA device was found (use --device cpu)");
+  if (index >= count)
+    throw std::runtime_error("--device " + device + ": no CUDA device " + std::to_string(index) +
+                             " (" + std::to_string(count) + " found)");
+#ifdef SDVSR_HAVE_CUDA
+  return cuda_backend(index);
+#else
+  throw std::logic_error("unreachable");
+#endif
+}
+
+}  // namespace sdvsr
