@@ -2,7 +2,9 @@
 #include "weights/model_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "golden.h"
@@ -73,6 +75,18 @@ TEST(ModelConfig, LoadErrorsNameTheFile) {
   EXPECT_EQ(error_of([&] { ModelConfig::load(dir + "/none.json"); }), dir + "/none.json: cannot open config file");
   std::ofstream(dir + "/list.json") << "[1]";
   EXPECT_EQ(error_of([&] { ModelConfig::load(dir + "/list.json"); }), dir + "/list.json: config is not a JSON object");
+  // Not regular files: refused before reading (/dev/zero would never end, a FIFO would block).
+  std::filesystem::create_symlink("/dev/zero", dir + "/zero.json");
+  EXPECT_EQ(error_of([&] { ModelConfig::load(dir + "/zero.json"); }), dir + "/zero.json: config is not a regular file");
+  ASSERT_EQ(mkfifo((dir + "/fifo.json").c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { ModelConfig::load(dir + "/fifo.json"); }), dir + "/fifo.json: config is not a regular file");
+  std::filesystem::create_directory(dir + "/folder.json");
+  EXPECT_EQ(error_of([&] { ModelConfig::load(dir + "/folder.json"); }), dir + "/folder.json: config is not a regular file");
+  {
+    std::ofstream big(dir + "/big.json");
+    big << "{\"pad\": \"" << std::string((16u << 20) + 10, 'x') << "\"}";
+  }
+  EXPECT_NE(error_of([&] { ModelConfig::load(dir + "/big.json"); }).find("more than the 16 MiB"), std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "weights/model_config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -23,6 +24,19 @@ int64_t as_int(const nlohmann::json& v) {
 }  // namespace
 
 ModelConfig ModelConfig::load(const std::string& path) {
+  // A device, a FIFO or a huge file would be read without end: configs are
+  // small regular files.
+  constexpr std::uintmax_t kMaxConfigBytes = 16u << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    throw std::runtime_error(path + ": cannot open config file");
+  if (!std::filesystem::is_regular_file(status))
+    throw std::runtime_error(path + ": config is not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec || size > kMaxConfigBytes)
+    throw std::runtime_error(path + ": config file is " + std::to_string(size) +
+                             " bytes, more than the 16 MiB a config may have");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open config file");
   std::stringstream ss;
