@@ -173,15 +173,30 @@ put("model_config", "unet_like.json", json.dumps({
 put("model_config", "scalars.json", b'{"a":-9223372036854775808,"b":18446744073709551615,"c":1e300,'
                                     b'"d":"\\u00e9","e":[],"f":{"g":[1,[2]]},"h":4.5}')
 
-# ---- y4m (for the y4m reader): a 2-frame 4x2 4:2:0 stream and a 4:4:4 one.
-def y4m(w, h, frames, extra=b"C420jpeg"):
+# ---- y4m (for the y4m reader): small streams of every chroma layout, odd
+# sizes, frame parameters, full range, and a last frame cut short.
+def y4m_chroma_bytes(w, h, chroma):
+    if chroma == b"mono":
+        return 0
+    sub_x, sub_y = {b"420jpeg": (2, 2), b"420mpeg2": (2, 2), b"420paldv": (2, 2), b"420": (2, 2),
+                    b"422": (2, 1), b"411": (4, 1), b"444": (1, 1)}[chroma]
+    return 2 * (-(-w // sub_x)) * (-(-h // sub_y))
+
+
+def y4m(w, h, frames, extra=b"C420jpeg", frame_line=b"FRAME", cut=0):
     head = b"YUV4MPEG2 W%d H%d F30000:1001 Ip A1:1 %s\n" % (w, h, extra)
-    chroma = (w * h // 2) if extra.startswith(b"C420") else (2 * w * h)
+    chroma = y4m_chroma_bytes(w, h, extra.split()[0][1:])
     body = b""
     for k in range(frames):
-        body += b"FRAME\n" + bytes((16 + k + i) % 256 for i in range(w * h + chroma))
-    return head + body
+        body += frame_line + b"\n" + bytes((16 + k + i) % 256 for i in range(w * h + chroma))
+    return head + body[:len(body) - cut]
 
 
 put("y4m", "c420_4x2_2frames.y4m", y4m(4, 2, 2))
 put("y4m", "c444_2x2.y4m", y4m(2, 2, 1, b"C444 XYSCSS=444"))
+put("y4m", "c420mpeg2_5x3.y4m", y4m(5, 3, 2, b"C420mpeg2 XCOLORRANGE=FULL"))
+put("y4m", "c420paldv_3x5_params.y4m", y4m(3, 5, 1, b"C420paldv It", frame_line=b"FRAME Ixyz XFOO=1"))
+put("y4m", "c422_6x2.y4m", y4m(6, 2, 1, b"C422 Ib"))
+put("y4m", "c411_9x1.y4m", y4m(9, 1, 2, b"C411 Im"))
+put("y4m", "mono_3x3.y4m", y4m(3, 3, 2, b"Cmono F0:0"))
+put("y4m", "c420_7x7_cut.y4m", y4m(7, 7, 2, b"C420", cut=5))

@@ -17,6 +17,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
     const uint64_t data_size = size - 8 - header_len;
+    // Accepted tensors cover the data section exactly (no hole, no overlap).
+    uint64_t covered = 0;
+    for (const TensorInfo& info : file->tensors()) covered += info.end - info.begin;
+    FUZZ_CHECK(covered == data_size);
     for (const TensorInfo& info : file->tensors()) {
       FUZZ_CHECK(info.begin <= info.end && info.end <= data_size);
       FUZZ_CHECK(info.end - info.begin ==

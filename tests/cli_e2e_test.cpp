@@ -89,10 +89,14 @@ TEST(CliE2E, SeededRunsAreReproducible) {
 }
 
 TEST(CliE2E, BadCommandLineExitsTwoWithOneLine) {
-  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny")});  // no --in_path
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_pth", "x"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(line_count(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find("in_path"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("in_pth"), std::string::npos) << r.err;
+  auto bad_value = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--threads", "many"});
+  EXPECT_EQ(bad_value.exit_code, 2);
+  EXPECT_EQ(line_count(bad_value.err), 1) << bad_value.err;
+  EXPECT_NE(bad_value.err.find("threads"), std::string::npos) << bad_value.err;
 }
 
 TEST(CliE2E, MissingModelFolderNamesIt) {

@@ -3,10 +3,13 @@
 // on stdin and stdout.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "cli_helpers.h"
 #include "golden.h"
@@ -40,6 +43,47 @@ std::vector<Image> folder_run(const std::string& dir, int count) {
   std::vector<Image> frames;
   for (const std::string& p : list_frames(dir + "/out/in")) frames.push_back(read_image(p));
   return frames;
+}
+
+// The writer's warnings (here: FFmpeg 5.1's ffv1 has no gbrp, so bgr0 is used)
+// go through the progress log: silent with -q, JSON objects with --log json.
+TEST(CliMedia, VideoWarningsFollowQuietAndJsonLogging) {
+  const std::string dir = test::temp_dir("cli-video-warn");
+  test::write_pattern_frames(dir + "/in", 2, 32, 32);
+  VideoEncodeOptions enc;
+  enc.codec = "ffv1";
+  enc.pix_fmt = "bgr0";
+  {
+    VideoWriter w = VideoWriter::create(dir + "/clip.mkv", 32, 32, Rational{25, 1}, enc);
+    int k = 0;
+    for (const std::string& p : list_frames(dir + "/in")) w.write(read_image(p), k++);
+    w.finish();
+  }
+  auto args = common_args();  // has -q
+  args.insert(args.end(), {"-i", dir + "/clip.mkv", "--codec", "ffv1", "--pix-fmt", "gbrp"});
+  auto quiet_args = args;
+  quiet_args.insert(quiet_args.end(), {"-o", dir + "/quiet.mkv"});
+  auto quiet = run_program("sdvsr", quiet_args);
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+
+  args.erase(std::find(args.begin(), args.end(), "-q"));
+  args.insert(args.end(), {"-o", dir + "/json.mkv", "--log", "json"});
+  auto json = run_program("sdvsr", args);
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  int warnings = 0, frames = 0;
+  std::istringstream lines(json.err);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not JSON: " << line;
+    if (j.contains("warning")) {
+      ++warnings;
+      EXPECT_NE(j["warning"].get<std::string>().find("gbrp"), std::string::npos) << line;
+    }
+    if (j.contains("frame")) ++frames;
+  }
+  EXPECT_GE(warnings, 1) << json.err;
+  EXPECT_EQ(frames, 2) << json.err;
 }
 
 TEST(CliMedia, LosslessVideoEqualsFrameFolderOutput) {

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -140,6 +141,37 @@ TEST_F(CliResume, StateFromOtherSettingsIsRefusedNamingWhatDiffers) {
   auto fresh = run_program("sdvsr", args(out, {"-q"}));
   EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
   expect_same_as_reference(out);
+  EXPECT_FALSE(fs::exists(out + "/in/a/.sdvsr-state"));
+}
+
+// The thread count is advisory: a resume on another count continues, with one
+// warning (oneDNN's blockings, and so the last bits, depend on it).
+TEST_F(CliResume, OtherThreadCountContinuesWithAWarning) {
+  const std::string out = *dir_ + "/threads";
+  {
+    test::ScopedEnv stop("SDVSR_TEST_STOP_AFTER", "2");
+    ASSERT_EQ(run_program("sdvsr", args(out, {"-q"})).exit_code, 130);
+  }
+  std::vector<std::string> two = args(out, {"--resume", "--log", "json"});
+  const auto t = std::find(two.begin(), two.end(), "--threads");
+  ASSERT_NE(t, two.end());
+  *(t + 1) = "2";
+  auto r = run_program("sdvsr", two);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_frames(r.err, "a"), kFrames - 2) << r.err;
+  int warnings = 0;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not JSON: " << line;
+    if (j.contains("warning")) {
+      ++warnings;
+      const std::string w = j["warning"];
+      EXPECT_NE(w.find("1 threads, continuing on 2"), std::string::npos) << w;
+    }
+  }
+  EXPECT_EQ(warnings, 1) << r.err;
+  for (const std::string& f : frame_names("a")) EXPECT_TRUE(fs::exists(out + "/in/a/" + f)) << f;
   EXPECT_FALSE(fs::exists(out + "/in/a/.sdvsr-state"));
 }
 

@@ -302,10 +302,24 @@ TEST(CpuOps, ActivationsDoNotDependOnPositionOrThreads) {
     const Tensor one = be().activation(x, a);
     for (int64_t i = 0; i < x.numel(); ++i) {
       ASSERT_EQ(two[i], one[i]) << "activation " << static_cast<int>(a) << " at " << i;
-      if (i >= shift) ASSERT_EQ(two[i], shifted[i - shift]) << static_cast<int>(a) << " at " << i;
+      if (i >= shift) {
+        ASSERT_EQ(two[i], shifted[i - shift]) << static_cast<int>(a) << " at " << i;
+      }
     }
   }
   be().set_threads(threads);
+}
+
+// RAFT relies on NaN staying NaN through its GRU where the original's does.
+TEST(CpuOps, ActivationsKeepNaN) {
+  const Tensor x = Tensor::from_vector({3}, {NAN, 0.5f, -2.f});
+  for (Activation a : {Activation::kSiLU, Activation::kGELU, Activation::kGELUTanh,
+                       Activation::kQuickGELU, Activation::kReLU, Activation::kTanh,
+                       Activation::kSigmoid}) {
+    const Tensor y = be().activation(x, a);
+    EXPECT_TRUE(std::isnan(y[0])) << "activation " << static_cast<int>(a);
+    EXPECT_FALSE(std::isnan(y[1])) << "activation " << static_cast<int>(a);
+  }
 }
 
 TEST(CpuOps, Pointwise) {

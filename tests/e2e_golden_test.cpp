@@ -52,7 +52,9 @@ TEST_P(E2eGolden, EveryStageTeacherForced) {
     SCOPED_TRACE("frame " + std::to_string(k));
     const Tensor lr = f->tensor(key(k, "lr"));
     const Tensor up = s.upscale(lr);
-    if (f->has(key(k, "upscaled"))) EXPECT_CLOSE(up, f->tensor(key(k, "upscaled")));
+    if (f->has(key(k, "upscaled"))) {
+      EXPECT_CLOSE(up, f->tensor(key(k, "upscaled")));
+    }
     std::optional<Tensor> warped;
     if (k > 0) {
       const Tensor up_prev = f->has(key(k - 1, "upscaled")) ? f->tensor(key(k - 1, "upscaled"))

@@ -134,6 +134,14 @@ TEST(Safetensors, RejectsMalformedFiles) {
       {"overlap",
        R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
        f4 + f4, "overlap"},
+      {"hole",
+       R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+       f4 + f4 + f4, "bytes [4, 8) of the data section before tensor 'y' belong to no tensor"},
+      {"trailing", R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", f4 + f4,
+       "the data section holds 8 bytes but its tensors cover 4"},
+      {"empty_inside",
+       R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
+       f4 + f4, "overlap"},
       {"metadata", R"({"__metadata__":{"a":1}})", "", "__metadata__ value 'a' is not a string"},
   };
   for (const auto& c : cases) {

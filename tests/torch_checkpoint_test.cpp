@@ -256,6 +256,12 @@ TEST(TorchCheckpoint, RejectsLegacyAndBrokenArchives) {
   EXPECT_LOAD_ERROR(dir + "/cut.pth", "not a readable PyTorch zip checkpoint");
 
   EXPECT_LOAD_ERROR(write_archive("no_pkl", {{"archive/version", "3\n"}}), "no '<name>/data.pkl'");
+  // Member names that would climb out of a folder are refused, wherever they are.
+  const std::string pkl = one_tensor(4, 0, {4}, {1});
+  EXPECT_LOAD_ERROR(write_archive("dotdot", {{"../archive/data.pkl", pkl}}), "not a plain relative path");
+  EXPECT_LOAD_ERROR(write_archive("inner_dotdot", {{"archive/data.pkl", pkl}, {"archive/data/../../x", "1"}}),
+                    "'archive/data/../../x' is not a plain relative path");
+  EXPECT_LOAD_ERROR(write_archive("absolute", {{"archive/data.pkl", pkl}, {"/tmp/x", "1"}}), "not a plain relative path");
   EXPECT_LOAD_ERROR(write_archive("big_endian", {{"archive/data.pkl", one_tensor(4, 0, {4}, {1})},
                                                  {"archive/byteorder", "big"}}),
                     "byteorder 'big' is not supported");

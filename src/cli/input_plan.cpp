@@ -59,16 +59,18 @@ SequenceJob y4m_stdin_job(const Options& o) {
 // A video file: into a video file (--out_path, or <folder>/<input name> when it
 // names a folder), or y4m on stdout. Audio, subtitles, metadata and timestamps
 // come from the input.
-SequenceJob video_job(const Options& o) {
+SequenceJob video_job(const Options& o, const MediaWarning& warn) {
   auto link = std::make_shared<VideoLink>();
   SequenceJob j;
   j.name = fs::path(o.in_path).stem().string();
   j.label = o.in_path;
-  j.open_source = [path = o.in_path, link] { return std::make_unique<VideoFileSource>(path, link); };
+  j.open_source = [path = o.in_path, link, warn] {
+    return std::make_unique<VideoFileSource>(path, link, warn);
+  };
   if (o.out_path == "-") {
     auto rate = std::make_shared<Rational>(Rational{25, 1});
-    j.open_source = [path = o.in_path, link, rate] {
-      auto source = std::make_unique<VideoFileSource>(path, link);
+    j.open_source = [path = o.in_path, link, rate, warn] {
+      auto source = std::make_unique<VideoFileSource>(path, link, warn);
       *rate = link->reader->frame_rate();
       return source;
     };
@@ -83,7 +85,7 @@ SequenceJob video_job(const Options& o) {
   enc.codec = o.codec;
   enc.pix_fmt = o.pix_fmt;
   if (o.codec != "ffv1") enc.crf = o.crf;
-  enc.warn = [](const std::string& line) { std::fprintf(stderr, "sdvsr: warning: %s\n", line.c_str()); };
+  enc.warn = warn;
   j.open_sink = [out = out.string(), link, enc] {
     return std::make_unique<VideoFileSink>(out, link, enc);
   };
@@ -100,12 +102,16 @@ std::string input_basename(std::string in_path) {
   return name;
 }
 
-std::vector<SequenceJob> plan_inputs(const Options& o) {
+std::vector<SequenceJob> plan_inputs(const Options& o, std::function<void(const std::string&)> warn) {
   if (o.in_path == "-") return {y4m_stdin_job(o)};
   std::error_code ec;
   const fs::file_status st = fs::status(o.in_path, ec);
   if (!fs::exists(st)) throw std::runtime_error(o.in_path + ": input not found");
-  if (!fs::is_directory(st)) return {video_job(o)};
+  if (!fs::is_directory(st)) return {video_job(o, warn)};
+  // Frames go into OUT/<name>/: refuse a file there now, not after the first frame.
+  if (o.out_path != "-" && fs::exists(o.out_path, ec) && !fs::is_directory(o.out_path, ec))
+    throw std::runtime_error(o.out_path + ": output path exists and is not a folder (a folder of "
+                             "frames is written into a folder)");
   const std::string base = input_basename(o.in_path);
   const fs::path out_root = fs::path(o.out_path) / base;
   std::vector<SequenceJob> jobs;

@@ -27,7 +27,10 @@ struct SequenceJob {
 //  - a folder of sequence folders (the original's layout): OUT/<name of IN>/<seq>/<names>;
 //  - anything else is an error naming IN (video files and "-" come with FFmpeg support).
 // Throws one line naming the path and the problem.
-std::vector<SequenceJob> plan_inputs(const Options& o);
+// Warnings of the media readers and writers (streams dropped or re-encoded,
+// corrupt packets skipped) go to `warn`, possibly from the read-ahead thread.
+std::vector<SequenceJob> plan_inputs(const Options& o,
+                                     std::function<void(const std::string&)> warn = {});
 
 // The original takes Path(seq_path).parent.name: the last component of IN,
 // trailing slashes ignored.

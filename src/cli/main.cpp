@@ -8,10 +8,13 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/resume_state.h"
+#include "cli/sample_clip.h"
 #include "cli/sequence_runner.h"
 #include "cli/signals.h"
+#include "pipeline/text_conditioning.h"
 #include "runtime/backend.h"
 #include "runtime/device_backend.h"
+#include "runtime/warnings.h"
 #include "weights/hub_download.h"
 #include "weights/torch_hub.h"
 
@@ -23,16 +26,43 @@ constexpr int kExitFailure = 1, kExitUsage = 2, kExitInterrupted = 130;
 // (--device: a build without CUDA, or no CUDA device, fails here with one line.)
 void check_build_supports(const sdvsr::cli::Options& o) { sdvsr::backend_for_device(o.device); }
 
-// A local folder as it is; an ORG/NAME hub id through the shared Hugging Face cache.
-std::string resolve_model_folder(const sdvsr::cli::Options& o, sdvsr::cli::Progress& progress) {
+// A local folder as it is; an ORG/NAME hub id through the shared Hugging Face
+// cache (text encoder left out when its prompt embedding is already cached).
+void resolve_model_folder(const sdvsr::cli::Options& o, sdvsr::cli::Progress& progress,
+                          sdvsr::ModelPaths& paths) {
   namespace hub = sdvsr::hub;
-  if (std::filesystem::is_directory(o.model_id)) return o.model_id;
+  if (std::filesystem::is_directory(o.model_id)) {
+    paths.model_dir = o.model_id;
+    return;
+  }
   if (!hub::looks_like_repo_id(o.model_id))
     throw std::runtime_error(o.model_id + ": no such model folder, and not a hub id ORG/NAME");
   hub::FetchOptions fo;
   fo.offline = o.offline;
-  fo.warn = [&progress](const std::string& line) { progress.info(line); };
-  return hub::fetch_model(o.model_id, fo);
+  fo.warn = [&progress](const std::string& line) { progress.warn(line); };
+  fo.prompt_embeds_cached = [](const std::string& sha) { return sdvsr::prompt_embeds_cached(sha); };
+  const hub::FetchedModel m = hub::fetch_model_files(o.model_id, fo);
+  paths.model_dir = m.snapshot_dir;
+  if (!m.text_encoder_sha256.empty())
+    sdvsr::remember_text_encoder_sha256(m.commit, m.text_encoder_sha256);
+  paths.text_encoder_sha256 = m.text_encoder_sha256.empty()
+                                  ? sdvsr::remembered_text_encoder_sha256(m.commit)
+                                  : m.text_encoder_sha256;
+}
+
+// An error is one line whatever bytes a hostile file put into it (names of
+// tensors, archive members, pickle globals): control characters are escaped.
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += c == '\n' ? "\\n" : std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    }
+  }
+  return out;
 }
 
 int interrupted(sdvsr::cli::Progress& progress) {
@@ -49,21 +79,25 @@ int main(int argc, char** argv) {
     opts = cli::parse_options(argc, argv);
     if (!opts) return 0;
   } catch (const std::exception& e) {
-    std::cerr << "sdvsr: " << e.what() << " (see sdvsr --help)\n";
+    std::cerr << "sdvsr: " << one_line(e.what()) << " (see sdvsr --help)\n";
     return kExitUsage;
   }
-  const cli::Options& o = *opts;
+  cli::Options& o = *opts;
   cli::install_stop_handlers();
   cli::Progress progress(o);
+  set_warning_sink([&progress](const std::string& line) { progress.warn(line); });
   try {
     check_build_supports(o);
-    const std::vector<cli::SequenceJob> jobs = cli::plan_inputs(o);
+    const bool sample_clip = o.in_path.empty();  // no input given: the clip shipped with sdvsr
+    if (sample_clip) o.in_path = cli::sample_clip_dir(argv[0]);
+    const std::vector<cli::SequenceJob> jobs =
+        cli::plan_inputs(o, [&progress](const std::string& line) { progress.warn(line); });
     Backend& be = backend_for_device(o.device);
     if (o.threads > 0) be.set_threads(o.threads);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);
     ModelPaths given;
-    given.model_dir = resolve_model_folder(o, progress);
+    resolve_model_folder(o, progress, given);
     given.unet_dir = o.unet_weights;
     given.controlnet_dir = o.controlnet_weights;
     given.vae_dir = o.vae_weights;
@@ -78,6 +112,7 @@ int main(int argc, char** argv) {
     const ModelPaths paths = resolve_model_paths(given);
     const auto models = load_model_bundle(paths, be);
     if (cli::stop_requested()) return interrupted(progress);
+    if (sample_clip) progress.info("sdvsr: no --in_path given; upscaling the sample clip " + o.in_path);
     cli::RunContext ctx{*models, be, o, noise ? &*noise : nullptr,
                         cli::run_fingerprint(o, paths), progress};
     for (const cli::SequenceJob& job : jobs) {
@@ -89,7 +124,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     progress.finish_line();
-    std::cerr << "sdvsr: " << e.what() << "\n";
+    std::cerr << "sdvsr: " << one_line(e.what()) << "\n";
     return kExitFailure;
   }
   return 0;

@@ -17,6 +17,9 @@ const char* kDescription =
     "Upscales, in order and using only past frames:\n"
     "  - a folder of sequence folders (the original's layout): OUT/<name of IN>/<sequence>/<names>\n"
     "  - a folder that holds image files directly (one sequence): OUT/<name of IN>/<names>\n"
+    "  - a video file: OUT names a video file (same frames and timestamps, audio kept)\n"
+    "  - '-': y4m on stdin; '-o -' writes y4m to stdout (y4m is constant-rate)\n"
+    "  - nothing: the sample clip shipped with sdvsr\n"
     "Frames are taken in natural order (frame_2 before frame_10; the original sorts names as\n"
     "strings, which is the same order for zero-padded names). LR sides that are not multiples\n"
     "of 4 are edge-padded and the output cropped to exactly 4x (the original resamples them\n"
@@ -43,9 +46,12 @@ std::optional<Options> parse_options(int argc, char** argv) {
   app.add_option("--temporal_vae_pretrained_weight", o.vae_weights,
                  "temporal VAE folder (default <model>/vae)");
   app.add_option("-i,--in_path", o.in_path,
-                 "input: a folder of sequence folders, or a folder of frames")
-      ->required();
-  app.add_option("-o,--out_path", o.out_path, "output folder")->capture_default_str();
+                 "input: a folder of sequence folders, a folder of frames, a video file, or - "
+                 "for y4m on stdin (default: the sample clip shipped with sdvsr)");
+  app.add_option("-o,--out_path", o.out_path,
+                 "output folder; a video file for a video input; - for y4m on stdout (always "
+                 "constant-rate: a variable-rate input gets its average rate)")
+      ->capture_default_str();
   app.add_option("--num_inference_steps", o.num_inference_steps, "DDIM steps")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

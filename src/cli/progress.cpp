@@ -27,6 +27,7 @@ Progress::Progress(const Options& o)
     : quiet_(o.quiet), json_(o.log == LogMode::kJson), tty_(::isatty(2) == 1) {}
 
 void Progress::begin_sequence(const std::string&, std::optional<int64_t> total, int64_t done) {
+  std::lock_guard<std::mutex> lock(mutex_);
   total_ = total;
   done_before_ = done;
   done_now_ = 0;
@@ -35,6 +36,7 @@ void Progress::begin_sequence(const std::string&, std::optional<int64_t> total, 
 
 void Progress::frame_done(const std::string& seq, int64_t index, const std::string& frame,
                           double ms, const std::string& path) {
+  std::lock_guard<std::mutex> lock(mutex_);
   ++done_now_;
   if (quiet_) return;
   if (json_) {
@@ -65,21 +67,28 @@ void Progress::frame_done(const std::string& seq, int64_t index, const std::stri
 void Progress::end_sequence() { finish_line(); }
 
 void Progress::finish_line() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  close_line();
+}
+
+void Progress::close_line() {
   if (line_open_) std::cerr << "\n";
   line_open_ = false;
 }
 
 void Progress::info(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (quiet_ || json_) return;
-  finish_line();
+  close_line();
   std::cerr << line << "\n";
 }
 
 void Progress::warn(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (quiet_) return;
-  finish_line();
+  close_line();
   if (json_)
-    std::cerr << nlohmann::json{{"warning", line}}.dump() << "\n";
+    std::cerr << nlohmann::json{{"level", "warning"}, {"warning", line}}.dump() << "\n";
   else
     std::cerr << "sdvsr: warning: " << line << "\n";
 }

@@ -2,9 +2,11 @@
 // Everything sdvsr tells the user while it works, on stderr (stdout is kept
 // for y4m output). Text mode on a terminal: one refreshing line per sequence
 // (frames done/total, fps, ETA); text mode elsewhere: one line per frame;
-// --log json: one JSON object per frame; -q: nothing but errors.
+// --log json: one JSON object per frame; -q: nothing but errors. Safe to call
+// from the read-ahead thread (media warnings).
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -28,6 +30,9 @@ class Progress {
   void finish_line();  // ends a refreshing line before other output (an error)
 
  private:
+  void close_line();  // finish_line with the lock held
+
+  std::mutex mutex_;
   bool quiet_, json_, tty_;
   bool line_open_ = false;
   std::optional<int64_t> total_;

@@ -63,6 +63,7 @@ Fingerprint sequence_fingerprint(Fingerprint fp, const std::vector<std::string>&
 std::string fingerprint_difference(const Fingerprint& saved, const Fingerprint& now) {
   std::string diff;
   for (const auto& [field, value] : now) {
+    if (field == kThreadsField) continue;
     const auto it = saved.find(field);
     if (it == saved.end() || it->second != value) diff += (diff.empty() ? "" : ", ") + field;
   }

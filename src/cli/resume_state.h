@@ -20,12 +20,18 @@ inline constexpr const char* kStateFileName = ".sdvsr-state";
 // field is a human name ("model folder", "seed", ...).
 using Fingerprint = std::map<std::string, std::string>;
 
+// Advisory field: oneDNN blocks its work differently per thread count, so a
+// resume on another count continues with frames that may differ by one level
+// from an uninterrupted run. It is reported, not refused.
+inline constexpr const char* kThreadsField = "threads";
+
 // The run-wide part: model files, steps, seed, noise file.
 Fingerprint run_fingerprint(const Options& o, const ModelPaths& resolved);
 // Adds the sequence's input frame names.
 Fingerprint sequence_fingerprint(Fingerprint run, const std::vector<std::string>& frame_names);
 
-// The fields that differ, "seed, input frames", or "" when none do.
+// The fields that differ, "seed, input frames", or "" when none do (advisory
+// fields left out).
 std::string fingerprint_difference(const Fingerprint& saved, const Fingerprint& now);
 
 std::string state_path(const std::string& out_dir);

@@ -81,7 +81,8 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   std::unique_ptr<FrameSource> source = job.open_source();
   std::unique_ptr<FrameSink> sink = job.open_sink();
   const std::vector<std::string> names = source->names();
-  const Fingerprint fp = sequence_fingerprint(ctx.fingerprint, names);
+  Fingerprint fp = sequence_fingerprint(ctx.fingerprint, names);
+  fp[kThreadsField] = std::to_string(be.threads());
   const bool resumable = !job.out_dir.empty();
 
   StreamOptions so;
@@ -95,6 +96,11 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
       if (!diff.empty())
         throw std::runtime_error(state_path(job.out_dir) + ": saved by a run with another " +
                                  diff + "; run without --resume to start over");
+      const auto saved_threads = saved->fingerprint.find(kThreadsField);
+      if (saved_threads != saved->fingerprint.end() && saved_threads->second != fp[kThreadsField])
+        ctx.progress.warn(state_path(job.out_dir) + ": saved by a run on " + saved_threads->second +
+                          " threads, continuing on " + fp[kThreadsField] +
+                          "; frames may differ by 1 level from an uninterrupted run");
       const int64_t done = saved->state.index;
       if (!names.empty() && done > static_cast<int64_t>(names.size()))
         throw std::runtime_error(state_path(job.out_dir) + ": says " + std::to_string(done) +
@@ -128,6 +134,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   ctx.progress.begin_sequence(job.name, source->total(), written.index);
   Prefetcher frames(*source);
   int64_t padded_w = 0, padded_h = 0;  // of the first frame this run
+  bool told_alpha = false;             // "transparency dropped" is said once per sequence
   try {
     while (!stop_requested()) {
       std::optional<Frame> frame = frames.next();
@@ -135,6 +142,11 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
       const auto t0 = Clock::now();
       const int64_t k = written.index;
       const Image& lr_img = frame->image;
+      if (lr_img.alpha_dropped && !told_alpha) {
+        told_alpha = true;
+        ctx.progress.warn(job.label + "/" + frame->name +
+                          ": transparency dropped, frames are read as RGB (said once per sequence)");
+      }
       const Image padded = pad_to_multiple(lr_img, models.vae_scale_factor);
       // A resumed stream knows the size from its state (4x the padded LR frame).
       if (k > 0 && padded_w == 0) {

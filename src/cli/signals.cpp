@@ -32,6 +32,9 @@ void install_stop_handlers() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // Past a file-size limit (RLIMIT_FSIZE) a write fails with EFBIG and is
+  // reported naming the file, like a full disk, instead of killing the run.
+  ::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool stop_requested() { return g_signals.load() > 0; }

@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM: the first one asks for a clean stop (the current frame is
 // finished, the resume state written, exit 130); a second one aborts at once,
 // removing the temporary file being written so no half-written file is left.
+// SIGXFSZ is ignored: a write past a file-size limit fails like a full disk.
 #include <string>
 
 namespace sdvsr::cli {

@@ -96,7 +96,9 @@ Image read_png(const std::string& path) {
   }
 
   Image image;
-  std::vector<uint8_t> pixels;  // decoded rows, declared before setjmp so longjmp keeps them valid
+  // Decoded rows, declared before setjmp so longjmp keeps them valid. Not
+  // zero-filled: a header claiming a huge image costs no memory until rows decode.
+  std::unique_ptr<uint8_t[]> pixels;
   std::vector<png_bytep> rows;
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
@@ -112,6 +114,7 @@ Image read_png(const std::string& path) {
   const png_uint_32 width = png_get_image_width(png, info);
   const png_uint_32 height = png_get_image_height(png, info);
   const int color_type = png_get_color_type(png, info);
+  image.alpha_dropped = (color_type & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, info, PNG_INFO_tRNS) != 0;
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);  // RGB, or RGBA with tRNS
   if (color_type == PNG_COLOR_TYPE_GRAY) png_set_expand_gray_1_2_4_to_8(png);  // no tRNS -> alpha
   png_set_interlace_handling(png);
@@ -128,9 +131,15 @@ Image read_png(const std::string& path) {
     throw file_error(path, problem);
   }
 
-  pixels.resize(row_bytes * height);
-  rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) rows[y] = pixels.data() + row_bytes * y;
+  try {
+    pixels.reset(new uint8_t[row_bytes * height]);
+    rows.resize(height);
+  } catch (const std::bad_alloc&) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw file_error(path, "a " + std::to_string(width) + "x" + std::to_string(height) +
+                               " image does not fit in memory");
+  }
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = pixels.get() + row_bytes * y;
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
@@ -158,6 +167,9 @@ void encode_png(FILE* file, const std::string& path, const Image& image) {
   }
   std::vector<png_bytep> rows(static_cast<size_t>(image.height));
   if (setjmp(png_jmpbuf(png))) {
+    // libpng says only "Write Error"; the file's error says why (a full disk).
+    const int write_errno = errno;
+    if (std::ferror(file) && write_errno != 0) err.message += ": " + std::string(std::strerror(write_errno));
     png_destroy_write_struct(&png, &info);
     throw file_error(path, "cannot write PNG (" + err.message + ")");
   }

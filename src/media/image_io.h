@@ -12,6 +12,7 @@ namespace sdvsr {
 struct Image {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;
+  bool alpha_dropped = false;  // read from a file with an alpha channel or tRNS transparency
 };
 
 // Reads a PNG or a JPEG (read_png / read_jpeg), told apart by the magic bytes
@@ -20,7 +21,8 @@ Image read_image(const std::string& path);
 
 // Any PNG (gray, gray+alpha, palette, RGB, RGBA; 1..16 bits; interlaced or not)
 // converted to RGB as Pillow's convert('RGB') does:
-//  - alpha and tRNS transparency are dropped, gAMA/iCCP are ignored;
+//  - alpha and tRNS transparency are dropped (Image::alpha_dropped says so),
+//    gAMA/iCCP are ignored;
 //  - 1/2/4-bit gray is scaled to 0..255 (bit replication), palettes are looked up;
 //  - 16-bit RGB, RGBA and gray+alpha keep the high byte (Pillow's ";16B" unpackers);
 //  - 16-bit gray is opened by Pillow as 32-bit integer mode "I", whose conversion

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <iostream>
+#include <string>
+
+#include "runtime/warnings.h"
 
 namespace sdvsr {
 
@@ -104,13 +106,12 @@ TemporalVaeConfig TemporalVaeConfig::from(const ModelConfig& cfg) {
 
   if (cfg.has("block_out_channels") &&
       cfg.get_int_list("block_out_channels") != c.decoder_block_out_channels)
-    std::cerr << cfg.path() << ": block_out_channels "
-              << list_str(cfg.get_int_list("block_out_channels"))
-              << " differs from decoder_block_out_channels; the decoder list is used\n";
+    warn(cfg.path() + ": block_out_channels " + list_str(cfg.get_int_list("block_out_channels")) +
+         " differs from decoder_block_out_channels; the decoder list is used");
   if (c.upsampling_scaling_factor != 2)
-    std::cerr << cfg.path() << ": upsampling_scaling_factor " << c.upsampling_scaling_factor
-              << " is not 2: decoder levels will not match the encoder's, so decoding with "
-                 "temporal features will fail\n";
+    warn(cfg.path() + ": upsampling_scaling_factor " + std::to_string(c.upsampling_scaling_factor) +
+         " is not 2: decoder levels will not match the encoder's, so decoding with temporal "
+         "features will fail");
   return c;
 }
 

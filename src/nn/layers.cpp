@@ -38,8 +38,9 @@ Tensor Linear::operator()(const Tensor& x) const {
 GroupNorm::GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t channels, float eps)
     : be_(&be), groups_(static_cast<int>(groups)), eps_(eps) {
   if (groups <= 0 || channels % groups != 0)
-    throw std::runtime_error(w.key("weight") + ": GroupNorm of " + std::to_string(channels) +
-                             " channels cannot use " + std::to_string(groups) + " groups");
+    throw std::runtime_error(w.store().source() + ": " + w.key("weight") + ": GroupNorm of " +
+                             std::to_string(channels) + " channels cannot use " +
+                             std::to_string(groups) + " groups (norm_num_groups in its config)");
   gamma_ = w.get("weight", {channels});
   beta_ = w.get("bias", {channels});
 }

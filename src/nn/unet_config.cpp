@@ -38,11 +38,22 @@ std::optional<Activation> optional_activation(const ModelConfig& cfg, const std:
   return activation_from_name(*name, cfg.path() + ": key '" + key + "'");
 }
 
+// Layer counts beyond this are refused before anything is sized by them (real
+// models have a handful per block).
+constexpr int64_t kMaxLayers = 1024;
+
+int checked_layer_count(const ModelConfig& cfg, const std::string& key, const json& count) {
+  const int64_t v = count.get<int64_t>();
+  if (v < 0 || v > kMaxLayers)
+    cfg.fail(key, "holds the layer count " + std::to_string(v) + " (0.." + std::to_string(kMaxLayers) + ")");
+  return static_cast<int>(v);
+}
+
 // One entry of transformer_layers_per_block (an int, or a list with one count
 // per ResNet of the stage), expanded to `n` layers.
 std::vector<int> expand_layer_counts(const ModelConfig& cfg, const std::string& key,
                                      const json& entry, int n) {
-  if (entry.is_number_integer()) return std::vector<int>(n, entry.get<int>());
+  if (entry.is_number_integer()) return std::vector<int>(n, checked_layer_count(cfg, key, entry));
   if (!entry.is_array()) cfg.fail(key, "entries should be integers or lists of integers");
   if (static_cast<int>(entry.size()) < n)
     cfg.fail(key, "has a per-layer list of " + std::to_string(entry.size()) + " counts for a stage of " +
@@ -50,7 +61,7 @@ std::vector<int> expand_layer_counts(const ModelConfig& cfg, const std::string& 
   std::vector<int> out;
   for (int i = 0; i < n; ++i) {
     if (!entry[i].is_number_integer()) cfg.fail(key, "per-layer counts should be integers");
-    out.push_back(entry[i].get<int>());
+    out.push_back(checked_layer_count(cfg, key, entry[i]));
   }
   return out;
 }
@@ -195,6 +206,8 @@ UNetEncoderSpec parse_encoder_spec(const ModelConfig& cfg, ModelKind kind) {
     const std::string& type = s.down_types[i];
     check_block_type(cfg, "down_block_types", type, "DownBlock2D", "CrossAttnDownBlock2D");
     if (layers[i] < 1) cfg.fail("layers_per_block", "must be at least 1");
+    if (layers[i] > kMaxLayers)
+      cfg.fail("layers_per_block", "is " + std::to_string(layers[i]) + " (at most " + std::to_string(kMaxLayers) + ")");
     s.down.push_back(stage(i, static_cast<int>(layers[i]), tl[i], type == "CrossAttnDownBlock2D",
                            only_cross[i], 1.0f));
   }

@@ -66,11 +66,14 @@ std::unique_ptr<ModelBundle> load_model_bundle(const ModelPaths& given, Backend&
   const size_t stages = vae_cfg.has("block_out_channels")
                             ? vae_cfg.get_int_list("block_out_channels").size()
                             : vae_cfg.get_int_list("decoder_block_out_channels").size();
+  if (stages != 3)
+    vae_cfg.fail("block_out_channels", "has " + std::to_string(stages) +
+                                           " stages, a VAE scale factor of 2^(stages-1); the "
+                                           "pipeline's fixed bicubic x4 needs 4 (3 stages)");
   m->vae_scale_factor = 1 << (stages - 1);
-  if (m->vae_scale_factor != 4)
-    vae_cfg.fail("block_out_channels", "gives a VAE scale factor of " +
-                                           std::to_string(m->vae_scale_factor) +
-                                           "; the pipeline's fixed bicubic x4 needs 4");
+  // The decoder upsamples by this per stage; only 2 gives back the x4 frame size.
+  if (vae_cfg.get_float("upsampling_scaling_factor", 2.0) != 2.0)
+    vae_cfg.fail("upsampling_scaling_factor", "must be 2 for the pipeline's x4 output");
 
   m->scheduler = std::make_unique<DdimScheduler>(DdimScheduler::from_config(ModelConfig::load(
       (fs::path(p.model_dir) / "scheduler" / "scheduler_config.json").string())));
@@ -78,7 +81,7 @@ std::unique_ptr<ModelBundle> load_model_bundle(const ModelPaths& given, Backend&
   m->controlnet = ControlNetModel::load(p.controlnet_dir, be);
   m->vae = TemporalAutoencoderTiny::load(p.vae_dir, be);
   m->raft = Raft::load(p.raft_path, be);
-  m->prompt_embeds = prompt_embeds_for(p.model_dir, be);
+  m->prompt_embeds = prompt_embeds_for(p.model_dir, be, p.text_encoder_sha256);
   return m;
 }
 

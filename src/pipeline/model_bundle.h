@@ -20,6 +20,9 @@ struct ModelPaths {
   std::string controlnet_dir;  // --controlnet_pretrained_weight, else <model_dir>/controlnet
   std::string vae_dir;         // --temporal_vae_pretrained_weight, else <model_dir>/vae
   std::string raft_path;       // --raft, else the first .pth/.safetensors in <model_dir>/raft/
+  // A hub download that skipped text_encoder/ because its embedding is cached:
+  // the sha256 of the text encoder's weights, which keys that cache entry.
+  std::string text_encoder_sha256;
 };
 
 // Fills the defaults the way inference.py's load_component does; throws naming

@@ -13,6 +13,7 @@
 
 #include "models/clip_text_model.h"
 #include "pipeline/sha256.h"
+#include "runtime/warnings.h"
 #include "weights/model_config.h"
 #include "weights/safetensors.h"
 
@@ -151,7 +152,68 @@ std::string sdvsr_cache_dir() {
   return {};
 }
 
-Tensor prompt_embeds_for(const std::string& model_folder, Backend& be) {
+namespace {
+
+bool is_sha256_hex(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The [1, L, D] tensor of a cache file, whatever made it; nothing when unusable.
+std::optional<Tensor> read_any_cache(const std::string& path) {
+  if (path.empty() || !fs::exists(path)) return std::nullopt;
+  try {
+    auto file = SafetensorsFile::open(path);
+    if (!file->has("prompt_embeds")) return std::nullopt;
+    const Shape& s = file->info("prompt_embeds").shape;
+    if (s.size() != 3 || s[0] != 1 || s[1] < 1 || s[2] < 1) return std::nullopt;
+    return file->tensor("prompt_embeds").clone();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+fs::path commit_record_path(const std::string& commit) {
+  const std::string root = sdvsr_cache_dir();
+  const bool safe = !commit.empty() && commit.size() <= 64 &&
+                    commit.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (root.empty() || !safe) return {};
+  return fs::path(root) / "prompt_embeds" / ("hub-commit-" + commit + ".sha256");
+}
+
+}  // namespace
+
+std::string prompt_embeds_cache_path(const std::string& text_encoder_sha256) {
+  const std::string root = sdvsr_cache_dir();
+  if (root.empty() || !is_sha256_hex(text_encoder_sha256)) return {};
+  return (fs::path(root) / "prompt_embeds" / (text_encoder_sha256 + ".safetensors")).string();
+}
+
+bool prompt_embeds_cached(const std::string& text_encoder_sha256) {
+  return read_any_cache(prompt_embeds_cache_path(text_encoder_sha256)).has_value();
+}
+
+void remember_text_encoder_sha256(const std::string& snapshot_commit,
+                                  const std::string& text_encoder_sha256) {
+  const fs::path record = commit_record_path(snapshot_commit);
+  if (record.empty() || !is_sha256_hex(text_encoder_sha256)) return;
+  try {  // only saves a download later: failures are not errors
+    fs::create_directories(record.parent_path());
+    std::ofstream(record) << text_encoder_sha256 << "\n";
+  } catch (const std::exception&) {
+  }
+}
+
+std::string remembered_text_encoder_sha256(const std::string& snapshot_commit) {
+  const fs::path record = commit_record_path(snapshot_commit);
+  if (record.empty()) return {};
+  std::ifstream in(record);
+  std::string sha;
+  in >> sha;
+  return is_sha256_hex(sha) ? sha : std::string();
+}
+
+Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
+                         const std::string& text_encoder_sha256) {
   const fs::path folder(model_folder);
 
   // 1. Shipped embeddings.
@@ -169,9 +231,18 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be) {
 
   // 2. The text encoder on the empty prompt, through the cache.
   const fs::path encoder_dir = folder / "text_encoder";
-  if (!fs::is_directory(encoder_dir))
+  if (!fs::is_directory(encoder_dir)) {
+    if (!text_encoder_sha256.empty()) {
+      // 3. The download left the text encoder out because this was cached.
+      const std::string path = prompt_embeds_cache_path(text_encoder_sha256);
+      if (auto cached = read_any_cache(path)) return *cached;
+      throw std::runtime_error(model_folder + ": no text encoder was downloaded because the prompt "
+                               "embedding " + path + " was cached, and it is gone or unreadable "
+                               "now; run again online to fetch the text encoder");
+    }
     throw std::runtime_error(model_folder +
                              ": neither prompt_embeds.safetensors nor a text_encoder folder");
+  }
   const fs::path config_path = encoder_dir / "config.json";
   const ClipTextConfig config = ClipTextConfig::from_config(ModelConfig::load(config_path.string()));
   const std::vector<int64_t> ids =
@@ -199,8 +270,7 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be) {
       save_safetensors(cache_path.string(), {{"prompt_embeds", embeds}}, metadata);
     } catch (const std::exception& e) {
       // The cache only saves time: carry on without it.
-      std::cerr << "warning: cannot write prompt-embedding cache " << cache_path.string() << ": "
-                << e.what() << "\n";
+      warn("cannot write prompt-embedding cache " + cache_path.string() + ": " + e.what());
     }
   }
   return embeds;

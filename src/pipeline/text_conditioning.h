@@ -27,7 +27,24 @@ std::string sdvsr_cache_dir();
 // - else <model_folder>/text_encoder run on empty_prompt_ids(<model_folder>/tokenizer),
 //   cached as <cache>/prompt_embeds/<sha256 of the text-encoder weight file>.safetensors.
 //   A cache file that is unreadable or was made from another config or other ids
-//   is ignored and rewritten.
-Tensor prompt_embeds_for(const std::string& model_folder, Backend& be);
+//   is ignored and rewritten;
+// - else, when the folder has no text encoder because the download skipped it
+//   (a hub model whose embedding was cached), the cache entry of
+//   `text_encoder_sha256`.
+Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
+                         const std::string& text_encoder_sha256 = "");
+
+// <cache>/prompt_embeds/<sha256>.safetensors, or empty without a cache folder.
+std::string prompt_embeds_cache_path(const std::string& text_encoder_sha256);
+// True when that file holds a readable [1, L, D] `prompt_embeds` tensor: the
+// hub download then leaves text_encoder/ and tokenizer/ out.
+bool prompt_embeds_cached(const std::string& text_encoder_sha256);
+
+// The text encoder's weight sha256 of a hub snapshot, remembered in the cache
+// folder so an offline run of a snapshot downloaded without its text encoder
+// still finds the cached embedding. Empty when unknown.
+void remember_text_encoder_sha256(const std::string& snapshot_commit,
+                                  const std::string& text_encoder_sha256);
+std::string remembered_text_encoder_sha256(const std::string& snapshot_commit);
 
 }  // namespace sdvsr

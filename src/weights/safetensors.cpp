@@ -191,17 +191,28 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     f->infos_.push_back(std::move(info));
   }
 
-  // No two tensors may share bytes.
+  // As the reference implementation validates: sorted by offsets, each tensor
+  // starts where the one before it ended (no overlap, no hole), and together
+  // they cover the data section exactly.
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& i : f->infos_)
-    if (i.end > i.begin) by_offset.push_back(&i);  // empty tensors hold no bytes
+  for (const auto& i : f->infos_) by_offset.push_back(&i);
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
-  for (size_t i = 1; i < by_offset.size(); ++i)
-    if (by_offset[i]->begin < by_offset[i - 1]->end)
-      fail(path, "tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name +
+  uint64_t covered = 0;
+  for (size_t i = 0; i < by_offset.size(); ++i) {
+    const TensorInfo& t = *by_offset[i];
+    if (t.begin < covered)
+      fail(path, "tensors '" + by_offset[i - 1]->name + "' and '" + t.name +
                      "' overlap in the data section");
+    if (t.begin > covered)
+      fail(path, "bytes [" + std::to_string(covered) + ", " + std::to_string(t.begin) +
+                     ") of the data section before tensor '" + t.name + "' belong to no tensor");
+    covered = t.end;
+  }
+  if (covered != data_size)
+    fail(path, "the data section holds " + std::to_string(data_size) + " bytes but its tensors cover " +
+                   std::to_string(covered));
 
   for (size_t i = 0; i < f->infos_.size(); ++i) f->index_[f->infos_[i].name] = i;
   return f;

@@ -53,6 +53,11 @@ class Archive {
       const char* name = zip_get_name(zip_.get(), static_cast<zip_uint64_t>(i), 0);
       if (!name) continue;
       std::string s(name);
+      // Nothing is extracted, but such names only come from crafted archives.
+      if (s.empty() || s.front() == '/' || s == ".." || s.rfind("../", 0) == 0 ||
+          s.find("/../") != std::string::npos || s.find('\\') != std::string::npos ||
+          (s.size() >= 3 && s.compare(s.size() - 3, 3, "/..") == 0))
+        fail("archive member name '" + s + "' is not a plain relative path (absolute, '..' or '\\')");
       const size_t slash = s.find('/');
       if (slash == std::string::npos || s.substr(slash + 1) != "data.pkl") continue;
       if (!found.empty()) fail("archive holds more than one data.pkl");

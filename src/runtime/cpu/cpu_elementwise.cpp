@@ -41,8 +41,6 @@ int normalise_dim(int dim, int64_t rank, const char* op) {
   return static_cast<int>(d);
 }
 
-float sigmoid(float v) { return 1.f / (1.f + std::exp(-v)); }
-
 }  // namespace
 
 Tensor CpuBackend::activation(const Tensor& x, Activation a) {
@@ -61,10 +59,10 @@ Tensor CpuBackend::activation(const Tensor& x, Activation a) {
       return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_swish, 1.702f);
     case Activation::kReLU:
       return map_unary(x, [](float v) { return v > 0.f ? v : (std::isnan(v) ? v : 0.f); });
-    case Activation::kTanh:
-      return map_unary(x, [](float v) { return std::tanh(v); });
+    case Activation::kTanh:  // RAFT's GRU: NaN must stay NaN (tested)
+      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_tanh);
     case Activation::kSigmoid:
-      return map_unary(x, sigmoid);
+      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_logistic);
   }
   cpu::check(false, "activation", "unknown activation");
   return {};
