@@ -1,6 +1,6 @@
-// Resampling on the device with cpu_resample.cpp's index rules and summation
-// order: the per-axis taps (source indices and weights) are computed on the
-// host by the same formulas and uploaded; the kernels only gather and sum.
+// Resampling on the device with cpu_resample.cpp's summation order: the
+// per-axis taps (source indices and weights) come from runtime/resample_taps,
+// as on the CPU, and are uploaded; the kernels only gather and sum.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -8,12 +8,17 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
+#include "runtime/resample_taps.h"
 
 namespace sdvsr {
 namespace {
 
 using cuda::blocks_for;
 using cuda::kThreads;
+using resample::AxisTaps;
+using resample::cubic_taps;
+using resample::linear_taps;
+using resample::nearest_index;
 
 #define GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
@@ -21,76 +26,6 @@ using cuda::kThreads;
 
 void check_image(const Tensor& x, const char* op) {
   cuda::require(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
-}
-
-// ---- host: the taps, exactly as cpu_resample.cpp computes them ----
-float size_scale(int64_t in, int64_t out) { return static_cast<float>(in) / static_cast<float>(out); }
-float linear_scale(int64_t in, int64_t out, bool align_corners) {
-  if (align_corners) return out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.f;
-  return size_scale(in, out);
-}
-float source_index(float scale, int64_t dst, bool align_corners, bool cubic) {
-  if (align_corners) return scale * static_cast<float>(dst);
-  const float src = static_cast<float>(scale * (static_cast<double>(dst) + 0.5) - 0.5);
-  return (!cubic && src < 0.f) ? 0.f : src;
-}
-
-struct AxisTaps {
-  int taps = 0;
-  std::vector<int> index;     // [out * taps]
-  std::vector<float> weight;  // [out * taps]
-};
-
-AxisTaps linear_taps(int64_t in, int64_t out, bool align_corners) {
-  AxisTaps t;
-  t.taps = 2;
-  t.index.resize(out * 2);
-  t.weight.resize(out * 2);
-  const float scale = linear_scale(in, out, align_corners);
-  for (int64_t d = 0; d < out; ++d) {
-    const float real = source_index(scale, d, align_corners, false);
-    const int64_t i0 = std::min(static_cast<int64_t>(std::floor(real)), in - 1);
-    const float lambda = std::min(std::max(real - static_cast<float>(i0), 0.f), 1.f);
-    t.index[2 * d] = static_cast<int>(i0);
-    t.index[2 * d + 1] = static_cast<int>(i0 + (i0 < in - 1 ? 1 : 0));
-    t.weight[2 * d] = 1.f - lambda;
-    t.weight[2 * d + 1] = lambda;
-  }
-  return t;
-}
-
-constexpr float kCubicA = -0.75f;
-float cubic_near(float x) { return ((kCubicA + 2.f) * x - (kCubicA + 3.f)) * x * x + 1.f; }
-float cubic_far(float x) {
-  return ((kCubicA * x - 5.f * kCubicA) * x + 8.f * kCubicA) * x - 4.f * kCubicA;
-}
-
-AxisTaps cubic_taps(int64_t in, int64_t out, bool align_corners) {
-  AxisTaps t;
-  t.taps = 4;
-  t.index.resize(out * 4);
-  t.weight.resize(out * 4);
-  const float scale = linear_scale(in, out, align_corners);
-  for (int64_t d = 0; d < out; ++d) {
-    const float real = source_index(scale, d, align_corners, true);
-    const float fl = std::floor(real);
-    const int64_t i = static_cast<int64_t>(fl);
-    const float frac = real - fl;
-    const float w[4] = {cubic_far(frac + 1.f), cubic_near(frac), cubic_near(1.f - frac),
-                        cubic_far((1.f - frac) + 1.f)};
-    for (int k = 0; k < 4; ++k) {
-      t.index[4 * d + k] = static_cast<int>(std::min(std::max<int64_t>(i - 1 + k, 0), in - 1));
-      t.weight[4 * d + k] = w[k];
-    }
-  }
-  return t;
-}
-
-int64_t nearest_index(int64_t dst, int64_t in, int64_t out) {
-  if (out == in) return dst;
-  if (out == 2 * in) return dst >> 1;
-  const float scale = size_scale(in, out);
-  return std::min(static_cast<int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
 }
 
 // A host vector copied to scratch device memory (the copy completes before return).
@@ -109,14 +44,14 @@ std::shared_ptr<void> upload_vector(cuda::Context& c, const std::vector<T>& v) {
 // ---- device ----
 // out[p, oy, ox] = sum over ky of (sum over kx of src * wx) * wy, in cpu_resample's order.
 __global__ void separable_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
-                                 int64_t out_h, int64_t out_w, int ty, const int* iy,
-                                 const float* wy, int tx, const int* ix, const float* wx) {
+                                 int64_t out_h, int64_t out_w, int ty, const int64_t* iy,
+                                 const float* wy, int tx, const int64_t* ix, const float* wx) {
   GRID_STRIDE(i, total) {
     const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
     const float* plane = src + p * h * w;
     float acc = 0.f;
     for (int ky = 0; ky < ty; ++ky) {
-      const float* srow = plane + int64_t{iy[oy * ty + ky]} * w;
+      const float* srow = plane + iy[oy * ty + ky] * w;
       float a = srow[ix[ox * tx]] * wx[ox * tx];
       for (int kx = 1; kx < tx; ++kx) a += srow[ix[ox * tx + kx]] * wx[ox * tx + kx];
       const float term = a * wy[oy * ty + ky];
@@ -127,7 +62,8 @@ __global__ void separable_kernel(const float* src, float* dst, int64_t total, in
 }
 
 __global__ void nearest_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
-                               int64_t out_h, int64_t out_w, const int* iy, const int* ix) {
+                               int64_t out_h, int64_t out_w, const int64_t* iy,
+                               const int64_t* ix) {
   GRID_STRIDE(i, total) {
     const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
     dst[i] = src[(p * h + iy[oy]) * w + ix[ox]];
@@ -202,8 +138,8 @@ Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t ou
   const auto ix = upload_vector(c, tx.index), wx = upload_vector(c, tx.weight);
   separable_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
       x.raw_data(), out.raw_data(), total, x.size(2), x.size(3), out_h, out_w, ty.taps,
-      static_cast<const int*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
-      static_cast<const int*>(ix.get()), static_cast<const float*>(wx.get()));
+      static_cast<const int64_t*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
+      static_cast<const int64_t*>(ix.get()), static_cast<const float*>(wx.get()));
   cuda::check_launch(op);
   return out;
 }
@@ -216,16 +152,16 @@ Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t 
   cuda::Context& c = *ctx_;
   const Tensor x = c.input(x_in);
   const int64_t h = x.size(2), w = x.size(3);
-  std::vector<int> iy(out_h), ix(out_w);
-  for (int64_t d = 0; d < out_h; ++d) iy[d] = static_cast<int>(nearest_index(d, h, out_h));
-  for (int64_t d = 0; d < out_w; ++d) ix[d] = static_cast<int>(nearest_index(d, w, out_w));
+  std::vector<int64_t> iy(out_h), ix(out_w);
+  for (int64_t d = 0; d < out_h; ++d) iy[d] = nearest_index(d, h, out_h);
+  for (int64_t d = 0; d < out_w; ++d) ix[d] = nearest_index(d, w, out_w);
   Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
   const int64_t total = out.numel();
   if (total == 0) return out;
   const auto dy = upload_vector(c, iy), dx = upload_vector(c, ix);
   nearest_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
-      x.raw_data(), out.raw_data(), total, h, w, out_h, out_w, static_cast<const int*>(dy.get()),
-      static_cast<const int*>(dx.get()));
+      x.raw_data(), out.raw_data(), total, h, w, out_h, out_w,
+      static_cast<const int64_t*>(dy.get()), static_cast<const int64_t*>(dx.get()));
   cuda::check_launch("upsample_nearest");
   return out;
 }
