@@ -33,6 +33,12 @@ inline unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535LL * 1024 ? 65535LL * 1024 : b));
 }
 
+// Inside a kernel launched with blocks_for(n): every index i in [0, n), each
+// thread striding by the whole grid (the grid may be capped below n).
+#define SDVSR_GRID_STRIDE(i, n)                                                  \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
+       i += int64_t{blockDim.x} * gridDim.x)
+
 // A cached algorithm choice for one convolution shape (cuda_conv.cpp).
 struct ConvAlgo {
   cudnnConvolutionFwdAlgo_t algo;

@@ -11,10 +11,6 @@ namespace {
 using cuda::blocks_for;
 using cuda::kThreads;
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
-       i += int64_t{blockDim.x} * gridDim.x)
-
 __device__ float apply_activation(float v, Activation a) {
   switch (a) {
     case Activation::kNone: return v;
@@ -33,25 +29,25 @@ __device__ float apply_activation(float v, Activation a) {
 }
 
 __global__ void activation_kernel(const float* x, float* y, int64_t n, Activation a) {
-  GRID_STRIDE(i, n) y[i] = apply_activation(x[i], a);
+  SDVSR_GRID_STRIDE(i, n) y[i] = apply_activation(x[i], a);
 }
 
 enum class Binary { kAdd, kSub, kMul };
 __global__ void binary_kernel(const float* a, const float* b, float* y, int64_t n, Binary op) {
-  GRID_STRIDE(i, n) {
+  SDVSR_GRID_STRIDE(i, n) {
     const float u = a[i], v = b[i];
     y[i] = op == Binary::kAdd ? u + v : (op == Binary::kSub ? u - v : u * v);
   }
 }
 
 __global__ void scale_kernel(const float* x, float* y, int64_t n, float s) {
-  GRID_STRIDE(i, n) y[i] = x[i] * s;
+  SDVSR_GRID_STRIDE(i, n) y[i] = x[i] * s;
 }
 __global__ void add_scalar_kernel(const float* x, float* y, int64_t n, float s) {
-  GRID_STRIDE(i, n) y[i] = x[i] + s;
+  SDVSR_GRID_STRIDE(i, n) y[i] = x[i] + s;
 }
 __global__ void clamp_kernel(const float* x, float* y, int64_t n, float lo, float hi) {
-  GRID_STRIDE(i, n) {
+  SDVSR_GRID_STRIDE(i, n) {
     const float v = x[i];
     y[i] = isnan(v) ? v : fminf(fmaxf(v, lo), hi);
   }
@@ -59,7 +55,7 @@ __global__ void clamp_kernel(const float* x, float* y, int64_t n, float lo, floa
 // x [NC, HW] + b[NC]
 __global__ void channel_bias_kernel(const float* x, const float* b, float* y, int64_t n,
                                     int64_t hw) {
-  GRID_STRIDE(i, n) y[i] = x[i] + b[i / hw];
+  SDVSR_GRID_STRIDE(i, n) y[i] = x[i] + b[i / hw];
 }
 
 constexpr int kMaxRank = 8;
@@ -69,7 +65,7 @@ struct PermuteGeometry {
   int64_t src_stride[kMaxRank];  // source stride of each output dim
 };
 __global__ void permute_kernel(const float* x, float* y, int64_t n, PermuteGeometry g) {
-  GRID_STRIDE(i, n) {
+  SDVSR_GRID_STRIDE(i, n) {
     int64_t rem = i, src = 0;
     for (int d = g.rank - 1; d >= 0; --d) {
       src += (rem % g.out_shape[d]) * g.src_stride[d];
@@ -80,7 +76,7 @@ __global__ void permute_kernel(const float* x, float* y, int64_t n, PermuteGeome
 }
 
 __global__ void row_bias_kernel(float* y, const float* b, int64_t n, int64_t cols) {
-  GRID_STRIDE(i, n) y[i] += b[i % cols];
+  SDVSR_GRID_STRIDE(i, n) y[i] += b[i % cols];
 }
 
 int normalise_dim(int dim, int64_t rank, const char* op) {

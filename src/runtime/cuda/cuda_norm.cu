@@ -12,10 +12,6 @@ namespace {
 using cuda::blocks_for;
 using cuda::kThreads;
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
-       i += int64_t{blockDim.x} * gridDim.x)
-
 constexpr int kRowThreads = 256;
 
 // Sum of v over the block (every thread gets the result).
@@ -68,7 +64,7 @@ __global__ void row_moments_kernel(const float* x, int64_t len, float eps, float
 __global__ void group_apply_kernel(const float* x, float* y, int64_t total, int64_t c,
                                    int64_t spatial, int64_t cg, int groups, const float* mean,
                                    const float* rstd, const float* gamma, const float* beta) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t nc = i / spatial, ch = nc % c, n = nc / c;
     const int64_t ng = n * groups + ch / cg;
     const float a = rstd[ng] * (gamma ? gamma[ch] : 1.f);
@@ -80,7 +76,7 @@ __global__ void group_apply_kernel(const float* x, float* y, int64_t total, int6
 __global__ void layer_apply_kernel(const float* x, float* y, int64_t total, int64_t width,
                                    const float* mean, const float* rstd, const float* gamma,
                                    const float* beta) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t r = i / width, j = i % width;
     const float shift = -rstd[r] * mean[r];
     float v = x[i] * rstd[r] + shift;
@@ -92,7 +88,7 @@ __global__ void layer_apply_kernel(const float* x, float* y, int64_t total, int6
 
 __global__ void instance_apply_kernel(const float* x, float* y, int64_t total, int64_t spatial,
                                       const float* mean, const float* rstd) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t r = i / spatial;
     y[i] = (x[i] - mean[r]) * rstd[r];
   }
@@ -101,7 +97,7 @@ __global__ void instance_apply_kernel(const float* x, float* y, int64_t total, i
 __global__ void batch_norm_kernel(const float* x, float* y, int64_t total, int64_t c,
                                   int64_t spatial, const float* rmean, const float* rvar,
                                   const float* gamma, const float* beta, float eps) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t ch = (i / spatial) % c;
     const float invstd = 1.f / sqrtf(rvar[ch] + eps);
     const float alpha = (gamma ? gamma[ch] : 1.f) * invstd;

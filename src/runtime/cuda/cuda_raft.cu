@@ -14,10 +14,6 @@ namespace {
 using cuda::blocks_for;
 using cuda::kThreads;
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
-       i += int64_t{blockDim.x} * gridDim.x)
-
 constexpr int kMaxLevels = 8;
 struct Levels {
   int count;
@@ -26,7 +22,7 @@ struct Levels {
 };
 
 __global__ void divide_kernel(float* x, int64_t n, float d) {
-  GRID_STRIDE(i, n) x[i] /= d;
+  SDVSR_GRID_STRIDE(i, n) x[i] /= d;
 }
 
 // torchvision's normalise (2p/(size-1) - 1) then grid_sample's unnormalise ((g+1) * (size-1)/2).
@@ -72,7 +68,7 @@ __device__ float dot8(const float* a, const float* b, int64_t n) {
 __global__ void lookup_kernel(Levels lv, const float* coords, float* dst, int64_t N, int64_t plane,
                               int radius) {
   const int64_t P = N * plane, side = 2 * radius + 1, per_level = side * side, L = lv.count;
-  GRID_STRIDE(i, P) {
+  SDVSR_GRID_STRIDE(i, P) {
     const int64_t n = i / plane, pos = i % plane;
     float cx = coords[(n * 2 + 0) * plane + pos];
     float cy = coords[(n * 2 + 1) * plane + pos];
@@ -110,7 +106,7 @@ __global__ void lookup_direct_kernel(Levels lv, const float* fmap1, const float*
                                      float* dst, int64_t N, int64_t plane, int64_t C, int radius,
                                      float norm) {
   const int64_t P = N * plane, side = 2 * radius + 1, per_level = side * side, L = lv.count;
-  GRID_STRIDE(i, P) {
+  SDVSR_GRID_STRIDE(i, P) {
     const int64_t n = i / plane, pos = i % plane;
     const float* f1 = fmap1 + i * C;
     float cx = coords[(n * 2 + 0) * plane + pos];
@@ -156,7 +152,7 @@ __global__ void convex_upsample_kernel(const float* fl, const float* mk, float* 
                                        int64_t h, int64_t w, int64_t f) {
   const int64_t H = h * f, W = w * f, plane = h * w, ff = f * f, total = N * H * W;
   const float scale = static_cast<float>(f);
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t X = i % W, Y = (i / W) % H, n = i / (W * H);
     const int64_t y = Y / f, x = X / f, s = (Y % f) * f + (X % f);
     float nb[2][9];

@@ -20,10 +20,6 @@ using resample::cubic_taps;
 using resample::linear_taps;
 using resample::nearest_index;
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
-       i += int64_t{blockDim.x} * gridDim.x)
-
 void check_image(const Tensor& x, const char* op) {
   cuda::require(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
 }
@@ -46,7 +42,7 @@ std::shared_ptr<void> upload_vector(cuda::Context& c, const std::vector<T>& v) {
 __global__ void separable_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
                                  int64_t out_h, int64_t out_w, int ty, const int64_t* iy,
                                  const float* wy, int tx, const int64_t* ix, const float* wx) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
     const float* plane = src + p * h * w;
     float acc = 0.f;
@@ -64,7 +60,7 @@ __global__ void separable_kernel(const float* src, float* dst, int64_t total, in
 __global__ void nearest_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
                                int64_t out_h, int64_t out_w, const int64_t* iy,
                                const int64_t* ix) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
     dst[i] = src[(p * h + iy[oy]) * w + ix[ox]];
   }
@@ -75,7 +71,7 @@ __global__ void grid_sample_kernel(const float* src, const float* grid, float* d
                                    int64_t c, int64_t h, int64_t w, int64_t ho, int64_t wo,
                                    bool nearest, bool align_corners, float sx, float sy) {
   const int64_t positions = n * ho * wo;
-  GRID_STRIDE(i, positions) {
+  SDVSR_GRID_STRIDE(i, positions) {
     const int64_t b = i / (ho * wo), o = i % (ho * wo);
     const float* g = grid + i * 2;
     const float px = align_corners ? (g[0] + 1.f) * sx : fmaf(g[0] + 1.f, sx, -0.5f);
@@ -118,7 +114,7 @@ __global__ void grid_sample_kernel(const float* src, const float* grid, float* d
 
 __global__ void avg_pool_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
                                 int64_t ho, int64_t wo, int kernel, int stride, float divisor) {
-  GRID_STRIDE(i, total) {
+  SDVSR_GRID_STRIDE(i, total) {
     const int64_t ox = i % wo, oy = (i / wo) % ho, p = i / (wo * ho);
     float sum = 0.f;
     for (int ky = 0; ky < kernel; ++ky)
