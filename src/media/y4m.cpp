@@ -12,12 +12,6 @@ std::runtime_error stream_error(const std::string& name, const std::string& prob
   return std::runtime_error(name + ": " + problem);
 }
 
-uint8_t to_byte(double v) {
-  if (!(v > 0.0)) return 0;  // also NaN
-  if (v >= 255.0) return 255;
-  return static_cast<uint8_t>(std::lround(v));
-}
-
 }  // namespace
 
 Y4mWriter::Y4mWriter(std::FILE* out, int width, int height, int fps_num, int fps_den, Y4mChroma chroma,
@@ -47,7 +41,7 @@ void Y4mWriter::write(const Image& image) {
     for (size_t i = 0; i < luma; ++i) {
       double v[3];
       y4m_rgb_to_ycbcr(&image.rgb[i * 3], false, v);
-      yp[i] = to_byte(v[0]), cbp[i] = to_byte(v[1]), crp[i] = to_byte(v[2]);
+      yp[i] = y4m_round_to_byte(v[0]), cbp[i] = y4m_round_to_byte(v[1]), crp[i] = y4m_round_to_byte(v[2]);
     }
   } else {
     std::vector<double> sums(2 * chroma, 0.0);
@@ -57,12 +51,12 @@ void Y4mWriter::write(const Image& image) {
         const size_t i = static_cast<size_t>(y) * width_ + x;
         double v[3];
         y4m_rgb_to_ycbcr(&image.rgb[i * 3], false, v);
-        yp[i] = to_byte(v[0]);
+        yp[i] = y4m_round_to_byte(v[0]);
         const size_t c = static_cast<size_t>(y / 2) * cw + x / 2;
         sums[2 * c] += v[1], sums[2 * c + 1] += v[2], ++counts[c];
       }
     for (size_t c = 0; c < chroma; ++c)
-      cbp[c] = to_byte(sums[2 * c] / counts[c]), crp[c] = to_byte(sums[2 * c + 1] / counts[c]);
+      cbp[c] = y4m_round_to_byte(sums[2 * c] / counts[c]), crp[c] = y4m_round_to_byte(sums[2 * c + 1] / counts[c]);
   }
 
   bool ok = true;

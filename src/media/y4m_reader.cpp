@@ -16,12 +16,6 @@ std::runtime_error stream_error(const std::string& name, const std::string& prob
   return std::runtime_error(name + ": " + problem);
 }
 
-uint8_t to_byte(double v) {
-  if (!(v > 0.0)) return 0;  // also NaN
-  if (v >= 255.0) return 255;
-  return static_cast<uint8_t>(std::lround(v));
-}
-
 // Reads one '\n'-terminated line (without the '\n'). Returns false at EOF before
 // any byte; throws when the line is too long or the stream ends inside it.
 bool read_line(std::FILE* in, const std::string& name, const char* what, std::string& line) {
@@ -81,6 +75,12 @@ Taps make_taps(int n, int sub, double offset, int plane_n) {
 
 }  // namespace
 
+uint8_t y4m_round_to_byte(double v) {
+  if (!(v > 0.0)) return 0;  // also NaN
+  if (v >= 255.0) return 255;
+  return static_cast<uint8_t>(std::lround(v));
+}
+
 void y4m_rgb_to_ycbcr(const uint8_t rgb[3], bool full_range, double ycbcr[3]) {
   const double r = rgb[0], g = rgb[1], b = rgb[2];
   const double y = kKr * r + kKg * g + kKb * b;
@@ -94,9 +94,9 @@ void y4m_ycbcr_to_rgb(double y, double cb, double cr, bool full_range, uint8_t r
   const double ys = full_range ? 1.0 : 255.0 / 219.0, cs = full_range ? 1.0 : 255.0 / 224.0;
   const double l = ys * (y - (full_range ? 0.0 : 16.0));
   const double pb = cs * (cb - 128.0), pr = cs * (cr - 128.0);
-  rgb[0] = to_byte(l + 2.0 * (1.0 - kKr) * pr);
-  rgb[1] = to_byte(l - (2.0 * kKb * (1.0 - kKb) / kKg) * pb - (2.0 * kKr * (1.0 - kKr) / kKg) * pr);
-  rgb[2] = to_byte(l + 2.0 * (1.0 - kKb) * pb);
+  rgb[0] = y4m_round_to_byte(l + 2.0 * (1.0 - kKr) * pr);
+  rgb[1] = y4m_round_to_byte(l - (2.0 * kKb * (1.0 - kKb) / kKg) * pb - (2.0 * kKr * (1.0 - kKr) / kKg) * pr);
+  rgb[2] = y4m_round_to_byte(l + 2.0 * (1.0 - kKb) * pb);
 }
 
 Y4mReader::Y4mReader(std::FILE* in, std::string name) : in_(in), name_(std::move(name)) {

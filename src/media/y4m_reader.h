@@ -70,6 +70,8 @@ class Y4mReader {
 
 // The colour conversions above, one pixel at a time (exposed for tests).
 void y4m_rgb_to_ycbcr(const uint8_t rgb[3], bool full_range, double ycbcr[3]);
+// A computed sample rounded to nearest and clamped to 0..255 (NaN gives 0).
+uint8_t y4m_round_to_byte(double v);
 void y4m_ycbcr_to_rgb(double y, double cb, double cr, bool full_range, uint8_t rgb[3]);
 
 }  // namespace sdvsr
