@@ -1,11 +1,8 @@
 #pragma once
 // Small helpers for the sdvsr command-line tests: synthetic frame folders,
 // environment overrides, and a child process that can be signalled.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -18,8 +15,7 @@
 
 #include "golden.h"
 #include "media/image_io.h"
-
-extern char** environ;
+#include "run_program.h"
 
 namespace sdvsr::test {
 
@@ -68,19 +64,9 @@ class Child {
  public:
   Child(const std::string& program, const std::vector<std::string>& args) {
     dir_ = temp_dir("child");
-    const std::string exe = std::string(SDVSR_BINARY_DIR) + "/" + program;
-    std::vector<std::string> argv_s{exe};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, (dir_ + "/out").c_str(), O_WRONLY | O_CREAT, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir_ + "/err").c_str(), O_WRONLY | O_CREAT, 0644);
-    if (posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
+    std::vector<std::string> argv{program_path(program)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = spawn_command(argv, dir_ + "/out", dir_ + "/err");
   }
   ~Child() {
     if (pid_ > 0) {
@@ -97,12 +83,7 @@ class Child {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
-  std::string err() const {
-    std::ifstream in(dir_ + "/err");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string err() const { return read_file_bytes(dir_ + "/err"); }
 
  private:
   std::string dir_;

@@ -10,9 +10,6 @@
 #include <png.h>
 #include <zip.h>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -26,8 +23,7 @@
 
 #include "cli_helpers.h"
 #include "media/image_io.h"
-
-extern char** environ;
+#include "run_program.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -35,59 +31,20 @@ using nlohmann::json;
 namespace sdvsr {
 namespace {
 
-const std::string kSdvsr = std::string(SDVSR_BINARY_DIR) + "/sdvsr";
+const std::string kSdvsr = test::program_path("sdvsr");
 
 // ---------------------------------------------------------------------------
 // Running a command (sdvsr itself, or sdvsr under prlimit/setpriv/unshare).
 
-struct Outcome {
-  int exit_code = -1;  // 128 + signal when killed
-  bool signalled = false;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// A command's exit, signal and output (test::run_command: argv[0] looked up on PATH).
+using Outcome = test::ProgramResult;
+using test::read_file_bytes;
+using test::run_command;
 
 void spit(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
   ASSERT_TRUE(out.good()) << path;
-}
-
-// argv[0] is looked up on PATH; stdin is /dev/null.
-Outcome run_command(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const std::string dir = test::temp_dir("hostile-run-" + std::to_string(counter++));
-  const std::string out = dir + "/stdout", err = dir + "/stderr";
-  std::vector<std::string> argv_s = args;
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  Outcome r;
-  if (rc != 0) {
-    r.err = "cannot start " + args[0];
-    return r;
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.signalled = WIFSIGNALED(status);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
 }
 
 // True when `args` runs and exits 0 (probing for setpriv/unshare/prlimit).
@@ -193,7 +150,7 @@ std::string st_file(const json& header, const std::string& data) {
 }
 
 StTensors read_st(const std::string& path) {
-  const std::string bytes = slurp(path);
+  const std::string bytes = read_file_bytes(path);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
   const json header = json::parse(bytes.substr(8, n));
@@ -312,7 +269,7 @@ std::string* CliHostile::dir_ = nullptr;
 TEST_F(CliHostile, SafetensorsStructureIsChecked) {
   const std::string model = model_copy("st");
   const std::string file = model + "/vae/diffusion_pytorch_model.safetensors";
-  const std::string good = slurp(golden_model() + "/vae/diffusion_pytorch_model.safetensors");
+  const std::string good = read_file_bytes(golden_model() + "/vae/diffusion_pytorch_model.safetensors");
   const std::string f8(8, '\0');
   struct Case {
     std::string tag, bytes, problem;
@@ -412,7 +369,7 @@ TEST_F(CliHostile, PickleCheckpointsNeverRunCode) {
   expect_model_refused(model, bin, "archive/data/0", "missing-record");
 
   write_zip(bin, {{"archive/data.pkl", state_dict}, {"archive/data/0", four_floats}});
-  std::string bytes = slurp(bin);
+  std::string bytes = read_file_bytes(bin);
   const size_t at = bytes.find(four_floats);
   ASSERT_NE(at, std::string::npos);
   bytes[at + 5] ^= 0x20;  // stored member: the CRC no longer matches
@@ -435,8 +392,8 @@ TEST_F(CliHostile, RaftCheckpointOfRandomBytes) {
 TEST_F(CliHostile, ConfigJsonIsChecked) {
   const std::string model = model_copy("cfg");
   const std::string unet = model + "/unet/config.json", vae = model + "/vae/config.json";
-  const json unet_good = json::parse(slurp(golden_model() + "/unet/config.json"));
-  const json vae_good = json::parse(slurp(golden_model() + "/vae/config.json"));
+  const json unet_good = json::parse(read_file_bytes(golden_model() + "/unet/config.json"));
+  const json vae_good = json::parse(read_file_bytes(golden_model() + "/vae/config.json"));
   auto with = [](json j, const std::string& key, const json& value) {
     j[key] = value;
     return j.dump();
@@ -554,7 +511,7 @@ void write_typed_png(const std::string& path, int color_type, int depth) {
 }
 
 TEST_F(CliHostile, BrokenFirstFrameIsNamed) {
-  const std::string good = slurp(frames() + "/frame_0001.png");
+  const std::string good = read_file_bytes(frames() + "/frame_0001.png");
   std::string corrupt = good;
   for (size_t i = corrupt.size() / 2; i < corrupt.size() / 2 + 16; ++i) corrupt[i] ^= 0x5a;
   struct Case {
@@ -592,7 +549,7 @@ TEST_F(CliHostile, CorruptLaterFrameKeepsEarlierOutputs) {
   const std::string seq = *dir_ + "/later/clip", out = *dir_ + "/out-later";
   fs::create_directories(seq);
   fs::copy_file(frames() + "/frame_0001.png", seq + "/frame_0001.png");
-  std::string bad = slurp(frames() + "/frame_0002.png");
+  std::string bad = read_file_bytes(frames() + "/frame_0002.png");
   bad.resize(bad.size() - 40);
   spit(seq + "/frame_0002.png", bad);
   const Outcome r = run_sdvsr(golden_model(), seq, out);
@@ -716,7 +673,7 @@ TEST_F(CliHostile, OutputPathThatIsAFileIsRefused) {
   spit(file, "keep me");
   const Outcome r = run_sdvsr(golden_model(), frames(), file);
   EXPECT_TRUE(RefusedInOneLine(r, {file}));
-  EXPECT_EQ(slurp(file), "keep me");
+  EXPECT_EQ(read_file_bytes(file), "keep me");
 }
 
 // Tests run as root, who may write anywhere: the folder is made unwritable for
@@ -755,7 +712,7 @@ TEST_F(CliHostile, ReadOnlyOutputFolder) {
   const Outcome r = run_command({"unshare", "-m", "sh", "-c", cmd});
   EXPECT_TRUE(RefusedInOneLine(r, {ro + "/out", "ead-only file system"}));
   EXPECT_EQ(files_under(ro), std::vector<std::string>{"out/earlier.txt"});
-  EXPECT_EQ(slurp(ro + "/out/earlier.txt"), "earlier output");
+  EXPECT_EQ(read_file_bytes(ro + "/out/earlier.txt"), "earlier output");
 }
 
 // A full disk, simulated by a file-size limit (sdvsr ignores SIGXFSZ, so the
@@ -772,14 +729,14 @@ TEST_F(CliHostile, FullDiskStopsCleanlyAndResumeFinishes) {
   }
   const std::string state = out + "/clip/.sdvsr-state";
   ASSERT_TRUE(fs::exists(state));
-  const std::string frame1 = slurp(out + "/clip/frame_0001.png"), state_bytes = slurp(state);
+  const std::string frame1 = read_file_bytes(out + "/clip/frame_0001.png"), state_bytes = read_file_bytes(state);
 
   std::vector<std::string> args = sdvsr_args(golden_model(), frames(), out, {"-q", "--resume"});
   args.insert(args.begin(), {"prlimit", "--fsize=4096", "--"});
   const Outcome full = run_command(args);
   EXPECT_TRUE(RefusedInOneLine(full, {out + "/clip/frame_0002.png", "File too large"}));
-  EXPECT_EQ(slurp(out + "/clip/frame_0001.png"), frame1);
-  EXPECT_EQ(slurp(state), state_bytes);
+  EXPECT_EQ(read_file_bytes(out + "/clip/frame_0001.png"), frame1);
+  EXPECT_EQ(read_file_bytes(state), state_bytes);
   EXPECT_FALSE(fs::exists(out + "/clip/frame_0002.png"));
   EXPECT_EQ(temp_files_under(out), std::vector<std::string>{});
 

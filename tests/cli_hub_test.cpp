@@ -6,8 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "cli_helpers.h"
 #include "http_test_server.h"
@@ -21,19 +19,12 @@ namespace {
 using test::golden_path;
 using test::run_program;
 
-std::string file_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Every file under `dir` served as <prefix><relative path>; weights through LFS.
 void serve_folder(test::FakeHub& hub, const fs::path& dir, const std::string& prefix) {
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
     const std::string rel = prefix + fs::relative(e.path(), dir).string();
-    hub.add(rel, file_bytes(e.path()), e.path().extension() == ".safetensors");
+    hub.add(rel, test::read_file_bytes(e.path().string()), e.path().extension() == ".safetensors");
   }
 }
 
@@ -49,7 +40,7 @@ TEST(CliHub, CachedPromptEmbeddingSkipsTheTextEncoderDownload) {
   const std::string repo = "TestOrg/Tiny-Text", commit = std::string(40, 'c');
   test::FakeHub hub(repo, commit);
   const fs::path tiny = golden_path("tiny"), text = golden_path("tiny-text");
-  hub.add("model_index.json", file_bytes(tiny / "model_index.json"), false);
+  hub.add("model_index.json", test::read_file_bytes((tiny / "model_index.json").string()), false);
   for (const char* c : {"unet", "controlnet", "vae", "scheduler"})
     serve_folder(hub, tiny / c, std::string(c) + "/");
   serve_folder(hub, text / "text_encoder", "text_encoder/");

@@ -1,7 +1,11 @@
 // Progress and logs on stderr: --log json gives one object per frame; -q
 // prints nothing; plain text (not a terminal) gives a line per frame.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <pty.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <sstream>
@@ -10,6 +14,8 @@
 
 #include "cli_helpers.h"
 #include "run_program.h"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -82,7 +88,7 @@ TEST_F(CliProgress, TextLogHasALinePerFrameOffATerminal) {
 TEST_F(CliProgress, TerminalGetsARefreshingLine) {
   int master = -1, slave = -1;
   ASSERT_EQ(openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
-  const std::string exe = std::string(SDVSR_BINARY_DIR) + "/sdvsr";
+  const std::string exe = test::program_path("sdvsr");
   std::vector<std::string> args_s{exe, "--model_id", golden_path("tiny"), "-i", *dir_ + "/in",
                                   "-o", *dir_ + "/tty", "--threads", "1",
                                   "--num_inference_steps", "1"};
