@@ -64,22 +64,27 @@ std::string join_ids(const std::vector<int64_t>& ids) {
   return s;
 }
 
-// The cached tensor, or nothing when the file is missing, unreadable or stale.
-std::optional<Tensor> read_cache(const fs::path& path,
-                                 const std::map<std::string, std::string>& expected_metadata,
-                                 const Shape& expected_shape) {
-  if (!fs::exists(path)) return std::nullopt;
+// The cache file at `path` when it can be used: readable, holding a
+// `prompt_embeds` of `expected_shape` (any [1, L, D] when null) and the
+// expected metadata; otherwise null (missing, corrupt or stale: the caller
+// recomputes and rewrites it). Only the header is read.
+std::shared_ptr<SafetensorsFile> usable_cache(const fs::path& path,
+                                              const std::map<std::string, std::string>& expected_metadata,
+                                              const Shape* expected_shape) {
+  if (path.empty() || !fs::exists(path)) return nullptr;
   try {
     auto file = SafetensorsFile::open(path.string());
     for (const auto& [key, value] : expected_metadata) {
       auto it = file->metadata().find(key);
-      if (it == file->metadata().end() || it->second != value) return std::nullopt;
+      if (it == file->metadata().end() || it->second != value) return nullptr;
     }
-    if (!file->has("prompt_embeds") || file->info("prompt_embeds").shape != expected_shape)
-      return std::nullopt;
-    return file->tensor("prompt_embeds").clone();
+    if (!file->has("prompt_embeds")) return nullptr;
+    const Shape& s = file->info("prompt_embeds").shape;
+    const bool fits = expected_shape ? s == *expected_shape
+                                     : s.size() == 3 && s[0] == 1 && s[1] >= 1 && s[2] >= 1;
+    return fits ? file : nullptr;
   } catch (const std::exception&) {
-    return std::nullopt;  // corrupt: recomputed and rewritten by the caller
+    return nullptr;
   }
 }
 
@@ -158,20 +163,6 @@ bool is_sha256_hex(const std::string& s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// The [1, L, D] tensor of a cache file, whatever made it; nothing when unusable.
-std::optional<Tensor> read_any_cache(const std::string& path) {
-  if (path.empty() || !fs::exists(path)) return std::nullopt;
-  try {
-    auto file = SafetensorsFile::open(path);
-    if (!file->has("prompt_embeds")) return std::nullopt;
-    const Shape& s = file->info("prompt_embeds").shape;
-    if (s.size() != 3 || s[0] != 1 || s[1] < 1 || s[2] < 1) return std::nullopt;
-    return file->tensor("prompt_embeds").clone();
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 fs::path commit_record_path(const std::string& commit) {
   const std::string root = sdvsr_cache_dir();
   const bool safe = !commit.empty() && commit.size() <= 64 &&
@@ -189,7 +180,7 @@ std::string prompt_embeds_cache_path(const std::string& text_encoder_sha256) {
 }
 
 bool prompt_embeds_cached(const std::string& text_encoder_sha256) {
-  return read_any_cache(prompt_embeds_cache_path(text_encoder_sha256)).has_value();
+  return usable_cache(prompt_embeds_cache_path(text_encoder_sha256), {}, nullptr) != nullptr;
 }
 
 void remember_text_encoder_sha256(const std::string& snapshot_commit,
@@ -235,7 +226,7 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
     if (!text_encoder_sha256.empty()) {
       // 3. The download left the text encoder out because this was cached.
       const std::string path = prompt_embeds_cache_path(text_encoder_sha256);
-      if (auto cached = read_any_cache(path)) return *cached;
+      if (auto cached = usable_cache(path, {}, nullptr)) return cached->tensor("prompt_embeds").clone();
       throw std::runtime_error(model_folder + ": no text encoder was downloaded because the prompt "
                                "embedding " + path + " was cached, and it is gone or unreadable "
                                "now; run again online to fetch the text encoder");
@@ -259,7 +250,8 @@ Tensor prompt_embeds_for(const std::string& model_folder, Backend& be,
   fs::path cache_path;
   if (!cache_root.empty()) {
     cache_path = fs::path(cache_root) / "prompt_embeds" / (sha256_file_hex(weights) + ".safetensors");
-    if (auto cached = read_cache(cache_path, metadata, shape)) return *cached;
+    if (auto cached = usable_cache(cache_path, metadata, &shape))
+      return cached->tensor("prompt_embeds").clone();
   }
 
   Tensor embeds = be.to_host(ClipTextModel::load(encoder_dir.string()).forward(ids, be));
