@@ -45,20 +45,23 @@ std::vector<Image> folder_run(const std::string& dir, int count) {
   return frames;
 }
 
+// The 32x32 frames of `frames_dir` as a lossless RGB video (ffv1, bgr0) at 25 fps.
+void write_lossless_clip(const std::string& frames_dir, const std::string& path) {
+  VideoEncodeOptions enc;
+  enc.codec = "ffv1";
+  enc.pix_fmt = "bgr0";
+  VideoWriter w = VideoWriter::create(path, 32, 32, Rational{25, 1}, enc);
+  int k = 0;
+  for (const std::string& p : list_frames(frames_dir)) w.write(read_image(p), k++);
+  w.finish();
+}
+
 // The writer's warnings (here: FFmpeg 5.1's ffv1 has no gbrp, so bgr0 is used)
 // go through the progress log: silent with -q, JSON objects with --log json.
 TEST(CliMedia, VideoWarningsFollowQuietAndJsonLogging) {
   const std::string dir = test::temp_dir("cli-video-warn");
   test::write_pattern_frames(dir + "/in", 2, 32, 32);
-  VideoEncodeOptions enc;
-  enc.codec = "ffv1";
-  enc.pix_fmt = "bgr0";
-  {
-    VideoWriter w = VideoWriter::create(dir + "/clip.mkv", 32, 32, Rational{25, 1}, enc);
-    int k = 0;
-    for (const std::string& p : list_frames(dir + "/in")) w.write(read_image(p), k++);
-    w.finish();
-  }
+  write_lossless_clip(dir + "/in", dir + "/clip.mkv");
   auto args = common_args();  // has -q
   args.insert(args.end(), {"-i", dir + "/clip.mkv", "--codec", "ffv1", "--pix-fmt", "gbrp"});
   auto quiet_args = args;
@@ -91,15 +94,7 @@ TEST(CliMedia, LosslessVideoEqualsFrameFolderOutput) {
   const std::vector<Image> ref = folder_run(dir, 3);
   ASSERT_EQ(ref.size(), 3u);
   // The same LR frames as a lossless RGB video.
-  VideoEncodeOptions enc;
-  enc.codec = "ffv1";
-  enc.pix_fmt = "bgr0";
-  {
-    VideoWriter w = VideoWriter::create(dir + "/clip.mkv", 32, 32, Rational{25, 1}, enc);
-    int k = 0;
-    for (const std::string& p : list_frames(dir + "/in")) w.write(read_image(p), k++);
-    w.finish();
-  }
+  write_lossless_clip(dir + "/in", dir + "/clip.mkv");
   auto args = common_args();
   args.insert(args.end(), {"-i", dir + "/clip.mkv", "-o", dir + "/up.mkv", "--codec", "ffv1",
                            "--pix-fmt", "bgr0"});
