@@ -39,6 +39,9 @@ class CountingBackend final : public Backend {
   Device device() const override { return inner_.device(); }
   Tensor to_host(const Tensor& x) override { return inner_.to_host(x); }
   Tensor to_device(const Tensor& x) override { return inner_.to_device(x); }
+  ComputeDtype compute_dtype() const override { return inner_.compute_dtype(); }
+  int64_t peak_device_memory_bytes() override { return inner_.peak_device_memory_bytes(); }
+  void reset_peak_device_memory() override { inner_.reset_peak_device_memory(); }
 
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;

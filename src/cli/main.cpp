@@ -24,7 +24,9 @@ constexpr int kExitFailure = 1, kExitUsage = 2, kExitInterrupted = 130;
 
 // Fails early, before anything is read or written, for what this build cannot do.
 // (--device: a build without CUDA, or no CUDA device, fails here with one line.)
-void check_build_supports(const sdvsr::cli::Options& o) { sdvsr::backend_for_device(o.device); }
+void check_build_supports(const sdvsr::cli::Options& o) {
+  sdvsr::backend_for_device(o.device, sdvsr::parse_compute_dtype(o.dtype));
+}
 
 // A local folder as it is; an ORG/NAME hub id through the shared Hugging Face
 // cache (text encoder left out when its prompt embedding is already cached).
@@ -92,7 +94,7 @@ int main(int argc, char** argv) {
     if (sample_clip) o.in_path = cli::sample_clip_dir(argv[0]);
     const std::vector<cli::SequenceJob> jobs =
         cli::plan_inputs(o, [&progress](const std::string& line) { progress.warn(line); });
-    Backend& be = backend_for_device(o.device);
+    Backend& be = backend_for_device(o.device, parse_compute_dtype(o.dtype));
     if (o.threads > 0) be.set_threads(o.threads);
     std::optional<NoiseFile> noise;
     if (!o.noise_file.empty()) noise = NoiseFile::open(o.noise_file);

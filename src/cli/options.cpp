@@ -66,6 +66,11 @@ std::optional<Options> parse_options(int argc, char** argv) {
                                            : "'" + v + "' is not cpu, cuda or cuda:N";
           },
           "cpu|cuda[:N]"));
+  app.add_option("--dtype", o.dtype,
+                 "precision of the matrix products: float32, or float16 / bfloat16 with float32 "
+                 "accumulation (--device cuda only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"}));
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));

@@ -18,6 +18,7 @@ struct Options {
   int num_inference_steps = 4;
   // ---- ours ----
   std::string device = "cpu";  // cpu | cuda | cuda:N (validated by the parser)
+  std::string dtype = "float32";  // matrix products: float32 | float16 | bfloat16 (cuda only)
   int threads = 0;             // 0 = all cores
   uint64_t seed = 0;
   std::string noise_file;

@@ -7,6 +7,7 @@
 
 #include "cli/signals.h"
 #include "pipeline/sha256.h"
+#include "runtime/backend.h"
 #include "weights/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -50,6 +51,8 @@ Fingerprint run_fingerprint(const Options& o, const ModelPaths& m) {
   fp["steps"] = std::to_string(o.num_inference_steps);
   fp["seed"] = std::to_string(o.seed);
   fp["noise file"] = o.noise_file.empty() ? "none" : files_digest(o.noise_file);
+  // Only where not float32, so that states written before --dtype still match.
+  if (o.dtype != "float32") fp["compute dtype"] = compute_dtype_name(parse_compute_dtype(o.dtype));
   return fp;
 }
 
@@ -67,6 +70,9 @@ std::string fingerprint_difference(const Fingerprint& saved, const Fingerprint& 
     const auto it = saved.find(field);
     if (it == saved.end() || it->second != value) diff += (diff.empty() ? "" : ", ") + field;
   }
+  // A field only the saved run had (its --dtype, now float32).
+  for (const auto& [field, value] : saved)
+    if (field != kThreadsField && !now.count(field)) diff += (diff.empty() ? "" : ", ") + field;
   return diff;
 }
 

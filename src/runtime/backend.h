@@ -24,6 +24,16 @@ struct Conv2dParams {
 
 enum class GridSampleMode { kBilinear, kNearest };
 
+// The precision of a backend's matrix products (convolutions, linear layers,
+// matrix products, attention): float32 throughout, or float16 / bfloat16
+// operands with float32 accumulation. Tensors between ops stay float32.
+enum class ComputeDtype { kFloat32, kFloat16, kBFloat16 };
+// "float32", "float16", "bfloat16".
+std::string compute_dtype_name(ComputeDtype d);
+// float32|fp32, float16|fp16|half, bfloat16|bf16; anything else throws a one-line
+// std::runtime_error.
+ComputeDtype parse_compute_dtype(const std::string& s);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -38,6 +48,12 @@ class Backend {
   virtual Tensor to_host(const Tensor& x) { return x; }
   // x on this backend's device (x itself when it is already there).
   virtual Tensor to_device(const Tensor& x) { return x; }
+  // The precision of this backend's matrix products.
+  virtual ComputeDtype compute_dtype() const { return ComputeDtype::kFloat32; }
+  // Device memory in use at most since the last reset, in bytes; -1 where the
+  // backend keeps no such count (the CPU: its memory is the process's RSS).
+  virtual int64_t peak_device_memory_bytes() { return -1; }
+  virtual void reset_peak_device_memory() {}
 
   // ---- matrix products (cpu: cpu_conv.cpp, cpu_matmul.cpp) ----
   // x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or nullptr.

@@ -32,8 +32,29 @@ int cuda_device_count() {
 #endif
 }
 
-Backend& backend_for_device(const std::string& device) {
-  if (device == "cpu") return cpu_backend();
+std::string compute_dtype_name(ComputeDtype d) {
+  switch (d) {
+    case ComputeDtype::kFloat32: return "float32";
+    case ComputeDtype::kFloat16: return "float16";
+    case ComputeDtype::kBFloat16: return "bfloat16";
+  }
+  return "float32";
+}
+
+ComputeDtype parse_compute_dtype(const std::string& s) {
+  if (s == "float32" || s == "fp32") return ComputeDtype::kFloat32;
+  if (s == "float16" || s == "fp16" || s == "half") return ComputeDtype::kFloat16;
+  if (s == "bfloat16" || s == "bf16") return ComputeDtype::kBFloat16;
+  throw std::runtime_error("--dtype " + s + ": expected float32, float16 or bfloat16");
+}
+
+Backend& backend_for_device(const std::string& device, ComputeDtype dtype) {
+  if (device == "cpu") {
+    if (dtype != ComputeDtype::kFloat32)
+      throw std::runtime_error("--dtype " + compute_dtype_name(dtype) +
+                               ": the CPU backend computes in float32 only (use --device cuda)");
+    return cpu_backend();
+  }
   static const std::regex cuda("cuda(:([0-9]+))?");
   std::smatch m;
   if (!std::regex_match(device, m, cuda))
@@ -49,7 +70,7 @@ Backend& backend_for_device(const std::string& device) {
     throw std::runtime_error("--device " + device + ": no CUDA device " + std::to_string(index) +
                              " (" + std::to_string(count) + " found)");
 #ifdef SDVSR_HAVE_CUDA
-  return cuda_backend(index);
+  return cuda_backend(index, dtype);
 #else
   throw std::logic_error("unreachable");
 #endif

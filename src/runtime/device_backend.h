@@ -13,7 +13,10 @@ bool cuda_built();
 // CUDA devices visible to this process (0 without the backend, a driver or a GPU).
 int cuda_device_count();
 
-// The process-wide backend for `device` ("cpu", "cuda" = "cuda:0", "cuda:N").
-Backend& backend_for_device(const std::string& device);
+// The process-wide backend for `device` ("cpu", "cuda" = "cuda:0", "cuda:N")
+// computing in `dtype`. The CPU computes in float32 only: asking it for
+// another dtype fails with one line.
+Backend& backend_for_device(const std::string& device,
+                            ComputeDtype dtype = ComputeDtype::kFloat32);
 
 }  // namespace sdvsr

@@ -119,8 +119,8 @@ Tensor Context::download(const Tensor& x) {
 
 }  // namespace cuda
 
-CudaBackend::CudaBackend(int device_index)
-    : index_(device_index), ctx_(std::make_unique<cuda::Context>(device_index)) {}
+CudaBackend::CudaBackend(int device_index, ComputeDtype dtype)
+    : index_(device_index), dtype_(dtype), ctx_(std::make_unique<cuda::Context>(device_index)) {}
 
 CudaBackend::~CudaBackend() = default;
 
@@ -134,12 +134,36 @@ Tensor CudaBackend::to_device(const Tensor& x) {
   return ctx_->input(x);
 }
 
-CudaBackend& cuda_backend(int index) {
+namespace {
+cudaMemPool_t device_pool(int device) {
+  cudaMemPool_t pool;
+  cuda::check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+  return pool;
+}
+}  // namespace
+
+int64_t CudaBackend::peak_device_memory_bytes() {
+  uint64_t high = 0;
+  cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
+  cuda::check(cudaMemPoolGetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &high),
+              "cudaMemPoolGetAttribute");
+  return static_cast<int64_t>(high);
+}
+
+void CudaBackend::reset_peak_device_memory() {
+  uint64_t zero = 0;
+  cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
+  cuda::check(cudaMemPoolSetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
+              "cudaMemPoolSetAttribute");
+}
+
+CudaBackend& cuda_backend(int index, ComputeDtype dtype) {
   static std::mutex mutex;
-  static std::map<int, CudaBackend*> backends;  // never freed: tensors may outlive main()
+  // Never freed: tensors may outlive main().
+  static std::map<std::pair<int, ComputeDtype>, CudaBackend*> backends;
   std::lock_guard<std::mutex> lock(mutex);
-  CudaBackend*& b = backends[index];
-  if (!b) b = new CudaBackend(index);
+  CudaBackend*& b = backends[{index, dtype}];
+  if (!b) b = new CudaBackend(index, dtype);
   return *b;
 }
 

@@ -25,7 +25,7 @@ struct Context;  // stream, cuBLAS and cuDNN handles, caches (cuda_context.h)
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device_index);
+  explicit CudaBackend(int device_index, ComputeDtype dtype = ComputeDtype::kFloat32);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -36,6 +36,12 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::kCuda; }
   Tensor to_host(const Tensor& x) override;
   Tensor to_device(const Tensor& x) override;
+  ComputeDtype compute_dtype() const override { return dtype_; }
+  // The device's stream-ordered pool (shared by every backend of the device):
+  // its high-water mark of memory in use. cuBLAS's and cuDNN's own
+  // allocations outside the pool are not counted.
+  int64_t peak_device_memory_bytes() override;
+  void reset_peak_device_memory() override;
 
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;
@@ -87,10 +93,12 @@ class CudaBackend final : public Backend {
 
  private:
   int index_;
+  ComputeDtype dtype_;
   std::unique_ptr<cuda::Context> ctx_;
 };
 
-// The process-wide backend of CUDA device `index` (created on first use).
-CudaBackend& cuda_backend(int index);
+// The process-wide backend of CUDA device `index` computing in `dtype`
+// (created on first use; one per device and dtype).
+CudaBackend& cuda_backend(int index, ComputeDtype dtype = ComputeDtype::kFloat32);
 
 }  // namespace sdvsr
