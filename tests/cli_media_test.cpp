@@ -149,6 +149,63 @@ TEST(CliMedia, Y4mThroughStdinAndStdoutEqualsFolderOutputWithinY4mRounding) {
   EXPECT_EQ(read_image(dir + "/from-stdin/frame_000002.png").width, 512);
 }
 
+// A 32x32 ffv1 clip of `pts.size()` pattern frames at those timestamps (in 1/rate).
+void write_clip(const std::string& dir, const std::string& path, Rational rate,
+                const std::vector<int64_t>& pts) {
+  test::write_pattern_frames(dir + "/clip-frames", static_cast<int>(pts.size()), 32, 32);
+  VideoEncodeOptions enc;
+  enc.codec = "ffv1";
+  enc.pix_fmt = "bgr0";
+  VideoWriter w = VideoWriter::create(path, 32, 32, rate, enc);
+  size_t k = 0;
+  for (const std::string& p : list_frames(dir + "/clip-frames")) w.write(read_image(p), pts[k++]);
+  w.finish();
+  fs::remove_all(dir + "/clip-frames");
+}
+
+// y4m has one rate: a variable-rate video piped to "-o -" comes out at the
+// input's average rate, with one warning; a constant-rate one without any.
+TEST(CliMedia, VariableRateVideoToY4mWarnsOnceAndUsesTheAverageRate) {
+  const std::string dir = test::temp_dir("cli-vfr-y4m");
+  write_clip(dir, dir + "/vfr.mkv", Rational{1000, 1}, {0, 40, 200, 240});
+  write_clip(dir, dir + "/cfr.mkv", Rational{25, 1}, {0, 1, 2, 3});
+  auto run = [&](const std::string& clip, int* warnings) {
+    auto args = common_args();
+    args.erase(std::find(args.begin(), args.end(), "-q"));
+    args.insert(args.end(), {"-i", clip, "-o", "-", "--log", "json"});
+    auto r = run_program("sdvsr", args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    *warnings = 0;
+    std::istringstream lines(r.err);
+    for (std::string line; std::getline(lines, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      EXPECT_TRUE(j.is_object()) << "not JSON: " << line;
+      if (j.is_object() && j.contains("warning")) {
+        ++*warnings;
+        EXPECT_NE(j["warning"].get<std::string>().find("variable frame rate"), std::string::npos) << line;
+      }
+    }
+    return r.out;
+  };
+  for (const char* name : {"vfr", "cfr"}) {
+    const std::string clip = dir + "/" + name + ".mkv";
+    int warnings = -1;
+    const std::string y4m = run(clip, &warnings);
+    EXPECT_EQ(warnings, std::string(name) == "vfr" ? 1 : 0) << name;
+    std::ofstream(dir + "/out.y4m", std::ios::binary) << y4m;
+    std::FILE* f = std::fopen((dir + "/out.y4m").c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    Y4mReader y(f, dir + "/out.y4m");
+    const Rational rate = VideoReader::open(clip).frame_rate();
+    EXPECT_EQ(y.header().fps_num, rate.num) << name;
+    EXPECT_EQ(y.header().fps_den, rate.den) << name;
+    int frames = 0;
+    while (y.next()) ++frames;
+    EXPECT_EQ(frames, 4) << name;
+    std::fclose(f);
+  }
+}
+
 TEST(CliMedia, CorruptVideoIsOneLineAndNoOutput) {
   const std::string dir = test::temp_dir("cli-badvideo");
   std::ofstream(dir + "/bad.mp4") << "this is not a video";

@@ -67,6 +67,20 @@ TEST_F(CliProgress, JsonLogIsOneObjectPerFrame) {
   }
 }
 
+// A failure under --log json is one JSON object too, so that every line parses.
+TEST_F(CliProgress, JsonLogReportsAFailureAsOneObject) {
+  std::vector<std::string> args{"--model_id", golden_path("tiny"), "-i", *dir_ + "/missing", "-o",
+                                *dir_ + "/json-fail", "--log", "json"};
+  auto r = run_program("sdvsr", args);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_EQ(test::line_count(r.err), 1) << r.err;
+  const auto j = nlohmann::json::parse(r.err, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.err;
+  EXPECT_EQ(j.value("level", ""), "error") << r.err;
+  EXPECT_NE(j.value("error", "").find(*dir_ + "/missing"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(*dir_ + "/json-fail"));
+}
+
 TEST_F(CliProgress, QuietPrintsNothing) {
   auto r = run("quiet", {"-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -72,6 +72,7 @@ SequenceJob video_job(const Options& o, const MediaWarning& warn) {
     j.open_source = [path = o.in_path, link, rate, warn] {
       auto source = std::make_unique<VideoFileSource>(path, link, warn);
       *rate = link->reader->frame_rate();
+      source->check_constant_rate();
       return source;
     };
     j.open_sink = [rate] { return std::make_unique<Y4mStdoutSink>(rate); };

@@ -125,8 +125,7 @@ int main(int argc, char** argv) {
                       (job.out_dir.empty() ? job.label : job.out_dir) + ".");
     }
   } catch (const std::exception& e) {
-    progress.finish_line();
-    std::cerr << "sdvsr: " << one_line(e.what()) << "\n";
+    progress.error(one_line(e.what()));
     return kExitFailure;
   }
   return 0;

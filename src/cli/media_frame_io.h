@@ -1,5 +1,6 @@
 #pragma once
 // FrameSource / FrameSink over media/: video files (FFmpeg) and y4m pipes.
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <memory>
@@ -29,17 +30,54 @@ inline std::string numbered_frame_name(int64_t index) {  // 0-based -> frame_000
   return buf;
 }
 
+// y4m has one frame rate, so a variable-rate video piped to "-o -" comes out at
+// its average rate. This says so once, at the first frame interval that is not
+// the average one (a tick of slack for time bases that cannot hold the rate
+// exactly, e.g. 30000/1001 in milliseconds).
+class VariableRateCheck {
+ public:
+  VariableRateCheck(const VideoReader& reader, MediaWarning warn)
+      : path_(reader.path()), rate_(reader.frame_rate()), warn_(std::move(warn)) {
+    const Rational tb = reader.time_base();
+    if (tb.num > 0 && rate_.num > 0)
+      interval_ = static_cast<double>(tb.den) * rate_.den / (static_cast<double>(tb.num) * rate_.num);
+  }
+  void see(int64_t pts) {
+    if (prev_ && !warned_ && interval_ > 0 && warn_) {
+      const double off = std::abs(static_cast<double>(pts - *prev_) - interval_);
+      if (off > 1.0 + 0.01 * interval_) {
+        warned_ = true;
+        warn_(path_ + ": variable frame rate; y4m on stdout is constant-rate, so it gets the average "
+              "rate " + std::to_string(rate_.num) + "/" + std::to_string(rate_.den) +
+              " (write a video file with -o to keep the timestamps)");
+      }
+    }
+    prev_ = pts;
+  }
+
+ private:
+  std::string path_;
+  Rational rate_;
+  MediaWarning warn_;
+  double interval_ = 0;  // in time-base ticks
+  std::optional<int64_t> prev_;
+  bool warned_ = false;
+};
+
 class VideoFileSource : public FrameSource {
  public:
   VideoFileSource(const std::string& path, std::shared_ptr<VideoLink> link, MediaWarning warn = {})
-      : link_(std::move(link)) {
+      : link_(std::move(link)), warn_(warn) {
     auto reader = std::make_shared<VideoReader>(VideoReader::open(path, std::move(warn)));
     std::lock_guard<std::mutex> lock(link_->mutex);
     link_->reader = std::move(reader);
   }
+  // For y4m output: warn once if the timestamps are not evenly spaced.
+  void check_constant_rate() { rate_check_.emplace(*link_->reader, warn_); }
   std::optional<Frame> next() override {
     std::optional<VideoFrame> f = link_->reader->next();
     if (!f) return std::nullopt;
+    if (rate_check_) rate_check_->see(f->pts);
     {
       std::lock_guard<std::mutex> lock(link_->mutex);
       link_->pending_pts.push_back(f->pts);
@@ -53,6 +91,8 @@ class VideoFileSource : public FrameSource {
 
  private:
   std::shared_ptr<VideoLink> link_;
+  MediaWarning warn_;
+  std::optional<VariableRateCheck> rate_check_;
 };
 
 class VideoFileSink : public FrameSink {

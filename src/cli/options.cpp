@@ -101,7 +101,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
                "continue an interrupted run: finished sequences are skipped, an interrupted one "
                "continues from its saved state (OUT/.../<sequence>/.sdvsr-state)");
   std::string log = "text";
-  app.add_option("--log", log, "progress on stderr: text, or json (one object per frame)")
+  app.add_option("--log", log, "progress on stderr: text, or json (one object per frame, warning and error)")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("-q,--quiet", o.quiet, "print nothing but errors");

@@ -93,4 +93,13 @@ void Progress::warn(const std::string& line) {
     std::cerr << "sdvsr: warning: " << line << "\n";
 }
 
+void Progress::error(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  close_line();
+  if (json_)  // so that every line on stderr parses, failures included
+    std::cerr << nlohmann::json{{"level", "error"}, {"error", line}}.dump() << "\n";
+  else
+    std::cerr << "sdvsr: " << line << "\n";
+}
+
 }  // namespace sdvsr::cli

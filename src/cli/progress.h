@@ -27,6 +27,7 @@ class Progress {
 
   void info(const std::string& line);  // text mode only
   void warn(const std::string& line);  // not with -q
+  void error(const std::string& line);  // always: "sdvsr: <line>", or a JSON object with --log json
   void finish_line();  // ends a refreshing line before other output (an error)
 
  private:

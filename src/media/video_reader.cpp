@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "media/ffmpeg_util.h"
+#include "runtime/warnings.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -94,6 +95,7 @@ struct VideoReader::Impl {
 
   void warning(const std::string& line) const {
     if (warn) warn(path + ": " + line);
+    else sdvsr::warn(path + ": " + line);  // the process-wide sink
   }
 
   // Converts the decoded `frame` to RGB at the stream's first size.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "media/ffmpeg_util.h"
+#include "runtime/warnings.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -122,7 +123,7 @@ struct VideoWriter::Impl {
 
   void warning(const std::string& line) const {
     if (warn) warn(path + ": " + line);
-    else std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), line.c_str());
+    else sdvsr::warn(path + ": " + line);  // the process-wide sink
   }
 
   void check(int r, const std::string& what) const {

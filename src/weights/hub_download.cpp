@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <map>
 #include <optional>
 #include <set>
@@ -13,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/warnings.h"
 #include "weights/http_client.h"
 #include "weights/hub_cache.h"
 
@@ -54,7 +54,7 @@ struct Session {
     if (opts.warn)
       opts.warn(line);
     else
-      std::cerr << "warning: " << line << "\n";
+      sdvsr::warn(line);
   }
 
   http::Options request_options(bool with_auth) const {

@@ -36,7 +36,7 @@ struct FetchOptions {
   // Download progress per file: (repository file, bytes so far, total or 0).
   std::function<void(const std::string&, uint64_t, uint64_t)> progress;
   // Warnings (a damaged cache blob fetched again, a cache used because the hub
-  // was unreachable). Default: "warning: ..." on stderr.
+  // was unreachable). Default: the process-wide sink (runtime/warnings.h).
   std::function<void(const std::string&)> warn;
 
   long connect_timeout_s = 10;
