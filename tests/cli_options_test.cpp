@@ -42,6 +42,7 @@ TEST(CliOptions, BadCommandLinesExitTwoWithOneLine) {
   expect_usage_error(with({"--log", "xml"}), "xml");
   expect_usage_error(with({"--device", "tpu"}), "tpu");
   expect_usage_error(with({"--device", "cuda:x"}), "cuda:x");
+  expect_usage_error(with({"--dtype", "int8"}), "int8");
   expect_usage_error(with({"--threads", "-1"}), "threads");
   expect_usage_error(with({"--quality", "0"}), "quality");
   expect_usage_error(with({"--crf", "99"}), "crf");
@@ -56,7 +57,7 @@ TEST(CliOptions, HelpAndVersionExitZero) {
   for (const char* flag : {"--model_id", "--in_path", "-i", "--out_path", "-o",
                            "--num_inference_steps", "--unet_pretrained_weight",
                            "--controlnet_pretrained_weight", "--temporal_vae_pretrained_weight",
-                           "--device", "--threads", "--seed", "--noise", "--raft", "--format",
+                           "--device", "--dtype", "--threads", "--seed", "--noise", "--raft", "--format",
                            "--quality", "--codec", "--crf", "--pix-fmt", "--offline", "--resume",
                            "--log", "-q", "--version", "edge-padded"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
@@ -80,6 +81,26 @@ TEST(CliOptions, CudaDeviceFailsBeforeWritingAnything) {
     EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir + "/out"));
   }
+}
+
+// The CPU computes in float32 only: another --dtype there is one line and exit 1,
+// before anything is written; float32 spelled either way runs.
+TEST(CliOptions, ReducedPrecisionOnTheCpuFailsBeforeWritingAnything) {
+  const std::string dir = test::temp_dir("cli-dtype");
+  test::write_pattern_frames(dir + "/in/s", 1);
+  for (const std::string dtype : {"float16", "fp16", "bfloat16", "bf16"}) {
+    auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "-i", dir + "/in", "-o",
+                                   dir + "/out", "--device", "cpu", "--dtype", dtype});
+    EXPECT_EQ(r.exit_code, 1) << dtype;
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("float32 only"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/out")) << dtype;
+  }
+  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "-i", dir + "/in", "-o",
+                                 dir + "/out", "--device", "cpu", "--dtype", "fp32",
+                                 "--num_inference_steps", "1", "-q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/out/in/s")) << r.err;
 }
 
 // --format jpg writes JPEG frames named .jpg: the same frames as PNG output, JPEG-encoded.
