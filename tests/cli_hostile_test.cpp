@@ -577,6 +577,29 @@ TEST_F(CliHostile, FrameOfAnotherSizeIsNamedAfterEarlierFramesAreKept) {
   EXPECT_TRUE(fs::exists(out + "/clip/.sdvsr-state"));
 }
 
+// Running out of memory mid-run (here: a 2 GiB address-space limit and a
+// 640x640 frame, whose 2560x2560 output needs more) names the frame and the
+// size in one line instead of the library's terse message; the sequence
+// finished before it is kept.
+TEST_F(CliHostile, OutOfMemoryNamesTheFrameAndKeepsEarlierSequences) {
+  if (!command_works({"prlimit", "--as=2147483648", "true"}))
+    GTEST_SKIP() << "prlimit cannot set an address-space limit here";
+  const std::string in = *dir_ + "/oom", out = *dir_ + "/out-oom";
+  fs::create_directories(in + "/a_small");
+  fs::create_directories(in + "/b_large");
+  fs::copy_file(frames() + "/frame_0001.png", in + "/a_small/frame_0001.png");
+  write_png(in + "/b_large/frame_0001.png", test::pattern_frame(640, 640, 3));
+  std::vector<std::string> args = sdvsr_args(golden_model(), in, out);
+  args.insert(args.begin(), {"prlimit", "--as=2147483648", "--"});
+  const Outcome r = run_command(args);
+  EXPECT_TRUE(RefusedInOneLine(r, {"b_large/frame_0001.png", "out of memory upscaling 640x640 to 2560x2560"}));
+  ASSERT_TRUE(fs::exists(out + "/oom/a_small/frame_0001.png"));
+  EXPECT_EQ(read_image(out + "/oom/a_small/frame_0001.png").rgb,
+            read_image(*dir_ + "/control/clip/frame_0001.png").rgb);
+  EXPECT_FALSE(fs::exists(out + "/oom/b_large/frame_0001.png"));
+  EXPECT_EQ(temp_files_under(out), std::vector<std::string>{});
+}
+
 // Gray, 16-bit and alpha PNGs are read (as Pillow's convert('RGB')); dropping
 // the alpha channel is said once per sequence, naming the first such frame.
 TEST_F(CliHostile, GraySixteenBitAndAlphaFramesAreRead) {

@@ -9,6 +9,7 @@
 #include "cli/signals.h"
 #include "media/frame_convert.h"
 #include "pipeline/stream_session.h"
+#include "runtime/out_of_memory.h"
 
 namespace fs = std::filesystem;
 
@@ -170,7 +171,21 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
                                    std::to_string(k) + ".init_latents' or 'frame" +
                                    std::to_string(k) + ".init_latents'");
       }
-      const Tensor decoded = session.push(lr, injected ? &*injected : nullptr);
+      const Tensor decoded = [&] {
+        try {
+          return session.push(lr, injected ? &*injected : nullptr);
+        } catch (const std::exception& e) {
+          // Name the frame and the size instead of a bare "std::bad_alloc".
+          if (!is_out_of_memory(e)) throw;
+          throw std::runtime_error(job.label + "/" + frame->name + ": out of memory upscaling " +
+                                   std::to_string(lr_img.width) + "x" +
+                                   std::to_string(lr_img.height) + " to " +
+                                   std::to_string(lr_img.width * 4) + "x" +
+                                   std::to_string(lr_img.height * 4) +
+                                   " on " + be.name() +
+                                   " (smaller frames need less; frames already written are kept)");
+        }
+      }();
       const Image hr = crop(tensor_to_image(be.to_host(decoded)), lr_img.width * 4, lr_img.height * 4);
       sink->write(k, frame->name, hr);
       written = session.state();
