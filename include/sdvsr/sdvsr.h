@@ -129,7 +129,8 @@ typedef struct sdvsr_model_options {
   const char* vae_dir;
   /* RAFT weights file (.pth or .safetensors); NULL: the first one in <model_dir>/raft/. */
   const char* raft_path;
-  /* "cpu" (NULL means "cpu"). Other devices give SDVSR_ERROR_UNSUPPORTED. */
+  /* "cpu" (NULL means "cpu"), "cuda" or "cuda:N" in a build with the CUDA
+   * backend and a CUDA device; otherwise SDVSR_ERROR_UNSUPPORTED. */
   const char* device;
   /* Worker threads of the compute backend; 0: the backend's default (all cores).
    * The CPU backend is shared by the whole process: the last value set wins. */
@@ -138,6 +139,10 @@ typedef struct sdvsr_model_options {
    * streams; NULL: the library stays silent. */
   sdvsr_log_fn log;
   void* log_user_data;
+  /* Version 2: precision of the matrix products: "float32" (NULL means
+   * "float32"), "float16" or "bfloat16" (float32 accumulation; "cuda" devices
+   * only, the CPU gives SDVSR_ERROR_UNSUPPORTED). */
+  const char* dtype;
 } sdvsr_model_options;
 
 /* Fills `options` with the defaults (everything NULL/0, struct_size set). */

@@ -6,6 +6,7 @@
 
 #include "capi/capi_internal.h"
 #include "runtime/backend.h"
+#include "runtime/device_backend.h"
 
 namespace fs = std::filesystem;
 using sdvsr::capi::fail;
@@ -17,6 +18,9 @@ namespace {
 // The fields a caller compiled against version 1 of the struct can have set.
 constexpr uint32_t kModelOptionsV1 =
     static_cast<uint32_t>(offsetof(sdvsr_model_options, log_user_data) + sizeof(void*));
+// Version 2 added dtype.
+constexpr uint32_t kModelOptionsV2 =
+    static_cast<uint32_t>(offsetof(sdvsr_model_options, dtype) + sizeof(const char*));
 
 std::string optional_string(const char* s) { return s ? std::string(s) : std::string(); }
 
@@ -50,8 +54,16 @@ sdvsr_status sdvsr_model_open(const sdvsr_model_options* options, sdvsr_model** 
                " (call sdvsr_model_options_init first)");
     if (!options->model_dir) fail(SDVSR_ERROR_INVALID_ARGUMENT, "options->model_dir is NULL");
     const std::string device = options->device ? options->device : "cpu";
-    if (device != "cpu")
-      fail(SDVSR_ERROR_UNSUPPORTED, "device '" + device + "' is not available (this build has: cpu)");
+    const std::string dtype_name =
+        options->struct_size >= kModelOptionsV2 && options->dtype ? options->dtype : "float32";
+    Backend* backend = nullptr;
+    try {
+      backend = &backend_for_device(device, parse_compute_dtype(dtype_name));
+    } catch (const std::exception& e) {
+      // No such device in this build or on this machine, or a dtype it lacks.
+      fail(SDVSR_ERROR_UNSUPPORTED, std::string("device '") + device + "', dtype '" + dtype_name +
+                                        "': " + e.what());
+    }
     if (options->threads < 0)
       fail(SDVSR_ERROR_INVALID_ARGUMENT,
            "options->threads is " + std::to_string(options->threads) + " (0 means all cores)");
@@ -77,11 +89,11 @@ sdvsr_status sdvsr_model_open(const sdvsr_model_options* options, sdvsr_model** 
     auto loaded = std::make_shared<capi::LoadedModel>();
     loaded->log = options->log;
     loaded->log_user_data = options->log_user_data;
-    loaded->backend = &cpu_backend();
+    loaded->backend = backend;
     if (options->threads > 0) loaded->backend->set_threads(options->threads);
     loaded->log_line(SDVSR_LOG_INFO, "loading model from " + paths.model_dir + " (device " + device +
-                                         ", " + std::to_string(loaded->backend->threads()) +
-                                         " threads)");
+                                         ", " + compute_dtype_name(backend->compute_dtype()) +
+                                         ", " + std::to_string(backend->threads()) + " threads)");
     const auto start = std::chrono::steady_clock::now();
     loaded->bundle = load_model_bundle(paths, *loaded->backend);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

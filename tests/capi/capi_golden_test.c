@@ -7,6 +7,7 @@
  * usage: sdvsr_capi_golden_test <golden>/tiny <scratch folder>
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,29 @@ static void test_bad_paths(void) {
   CHECK_STATUS(sdvsr_model_open(&mo, &m), SDVSR_ERROR_UNSUPPORTED);
   expect_error_mentions("cuda:7");
   CHECK(m == NULL);
+
+  /* Reduced precision is for CUDA devices; the CPU computes in float32 only. */
+  mo.device = "cpu";
+  mo.dtype = "bfloat16";
+  CHECK_STATUS(sdvsr_model_open(&mo, &m), SDVSR_ERROR_UNSUPPORTED);
+  expect_error_mentions("float32 only");
+  CHECK(m == NULL);
+  mo.dtype = "int4";
+  CHECK_STATUS(sdvsr_model_open(&mo, &m), SDVSR_ERROR_UNSUPPORTED);
+  expect_error_mentions("int4");
+  CHECK(m == NULL);
+  /* A caller compiled against version 1 of the struct (no dtype): not read. */
+  mo.struct_size = (uint32_t)(offsetof(sdvsr_model_options, log_user_data) + sizeof(void*));
+  REQUIRE_OK(sdvsr_model_open(&mo, &m));
+  CHECK_OK(sdvsr_model_close(m));
+  m = NULL;
+  mo.struct_size = sizeof mo;
+  mo.dtype = "float32";
+  REQUIRE_OK(sdvsr_model_open(&mo, &m));
+  CHECK_OK(sdvsr_model_close(m));
+  m = NULL;
+  mo.dtype = NULL;
+  mo.device = NULL;
 
   sprintf(path, "%s/no-such-file.safetensors", scratch);
   CHECK_STATUS(sdvsr_tensor_file_read(path, "x", NULL, 0, shape, &n), SDVSR_ERROR_IO);
