@@ -43,9 +43,17 @@ class Attention {
 class FeedForwardGEGLU {
  public:
   FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t dim, int64_t inner_dim);
+  // x [..., dim] -> [..., dim]; more than kFeedForwardChunkBytes of projection
+  // output goes through in row chunks.
   Tensor forward(const Tensor& x) const;
+  static constexpr int64_t kFeedForwardChunkBytes = int64_t{256} << 20;
+  // Another chunk bound (tests: chunks of a few rows).
+  void set_chunk_bytes(int64_t bytes) { chunk_bytes_ = bytes; }
 
  private:
+  Tensor forward_rows(const Tensor& x) const;
+  int64_t chunk_bytes_ = kFeedForwardChunkBytes;
+
   Backend* be_;
   int64_t inner_;
   Linear proj_, out_;
