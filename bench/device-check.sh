@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# bench/device-check.sh: the one check to run on a lent H100/H200 machine, all
+# within 8 minutes: the machine's facts, the GPU tests, a full-size synthetic
+# model, and the benchmark at 720p output (LR 180x320) in bfloat16 and
+# float16, 1080p output (LR 272x480, the CLI's padding of 270x480) for the
+# memory figure, float32 if time is left; the tables are printed last.
+#
+# The GPU machine cannot build this project: it has the CUDA toolkit, CMake
+# and ninja, but no oneDNN, FFmpeg, GoogleTest or nlohmann-json, no apt and no
+# network. So the programs are built HERE, on the development machine, and
+# carried there in build-gpu-bundle/ (with their libraries, loader, the tiny
+# golden model and the full-size config manifest; under the 64 MiB carry limit):
+#
+#   1. here:   cmake --build build --target sdvsr_cuda_tests sdvsr-bench sdvsr-synth-model && scripts/cuda-bundle.sh build --golden
+#   2. device: the device tool's run with carry ["build-gpu-bundle"] and command `bench/device-check.sh`
+#
+# Every step runs under its own timeout and the script keeps going when one
+# fails; it prints one line per step and exits 1 if any required step failed.
+# Without a GPU (or without the bundle) every step fails at once with one line
+# saying why. Logs and tables also go to $OUT when the device tool sets it.
+#   SDVSR_CHECK_SECONDS  the whole check's budget (default 480)
+#   SDVSR_CHECK_MODEL    where the synthetic model goes (default /tmp/fullmodel)
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUNDLE="$ROOT/build-gpu-bundle"
+RUN="$BUNDLE/run.sh"
+BUDGET="${SDVSR_CHECK_SECONDS:-480}"
+MODEL="${SDVSR_CHECK_MODEL:-/tmp/fullmodel}"
+MANIFEST="$BUNDLE/golden/full-config-manifest.json"
+REPORT_RESERVE=10  # seconds kept for the summary and tables
+WORK="$(mktemp -d /tmp/sdvsr-device-check.XXXXXX)"
+LOG="$WORK/device-check.log"
+TABLES="$WORK/tables.txt"
+: > "$LOG"
+: > "$TABLES"
+
+failed=0
+summary=()
+bench_tables=()
+
+# Why nothing can run ("" when the GPU and the bundle are there).
+blocker=""
+if [ ! -x "$RUN" ]; then
+  blocker="no bundle: $RUN is missing (build it on the development machine: see this script's header)"
+elif ! command -v nvidia-smi > /dev/null 2>&1; then
+  blocker="no GPU: nvidia-smi is not installed"
+elif ! nvidia-smi -L 2> /dev/null | grep -q '^GPU '; then
+  blocker="no GPU: nvidia-smi lists no device"
+fi
+
+report() {  # NAME STATUS DETAIL
+  local line
+  line="$(printf '%-16s %-8s %s' "$1" "$2" "$3")"
+  summary+=("$line")
+  echo "device-check: $line"
+}
+
+# step NAME TIMEOUT_S required|optional COMMAND...: runs COMMAND with its
+# output in the log (and on the terminal), under min(TIMEOUT_S, what is left
+# of the budget). An optional step with under a minute left is skipped.
+step() {
+  local name="$1" limit="$2" need="$3"
+  shift 3
+  if [ -n "$blocker" ]; then
+    report "$name" FAILED "$blocker"
+    failed=1
+    return 1
+  fi
+  local left=$((BUDGET - SECONDS - REPORT_RESERVE))
+  if [ "$need" = optional ] && [ "$left" -lt 60 ]; then
+    report "$name" SKIPPED "only ${left}s of the budget left"
+    return 1
+  fi
+  if [ "$left" -lt 5 ]; then
+    report "$name" FAILED "no time left in the ${BUDGET}s budget"
+    failed=1
+    return 1
+  fi
+  [ "$limit" -gt "$left" ] && limit="$left"
+  echo "==== $name (timeout ${limit}s): $*" | tee -a "$LOG"
+  local start=$SECONDS rc
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  local took=$((SECONDS - start))
+  if [ "$rc" -eq 0 ]; then
+    report "$name" ok "${took}s"
+    return 0
+  fi
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    report "$name" FAILED "timed out after ${limit}s"
+  else
+    report "$name" FAILED "exit $rc after ${took}s"
+  fi
+  [ "$need" = required ] && failed=1
+  return 1
+}
+
+# shellcheck disable=SC2317  # run through bash -c (export -f)
+facts() {
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); host: $(uname -srm); cpus: $(nproc)"
+  nvidia-smi
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
+  command -v nvcc > /dev/null && nvcc --version | tail -2
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1 || true
+  # Which CUDA libraries the bundled benchmark loads, through the bundle's own
+  # loader and library path (cuDNN: the toolkit's or pip's nvidia-cudnn).
+  local paths
+  paths="$(SDVSR_BUNDLE_PRINT_PATHS=1 "$RUN")" || return 1
+  echo "library path: $paths"
+  "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" |
+    grep -E 'cudnn|cublas|cudart|not found'
+  echo "cuDNN files on the library path:"
+  local d
+  for d in ${paths//:/ }; do ls "$d"/libcudnn*.so* 2> /dev/null; done
+  ! "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" |
+    grep -q 'not found'
+}
+
+# shellcheck disable=SC2317
+synth_model() {
+  if [ -f "$MODEL/.device-check-complete" ]; then
+    echo "reusing $MODEL (made by an earlier run on this machine)"
+    return 0
+  fi
+  rm -rf "${MODEL:?}"
+  "$RUN" sdvsr-synth-model --manifest "$MANIFEST" --out "$MODEL" && touch "$MODEL/.device-check-complete" &&
+    du -sh "$MODEL"
+}
+
+# bench NAME TIMEOUT required|optional ARGS...: the benchmark on the synthetic
+# model; its table (stdout) is kept for the end.
+bench() {
+  local name="$1" limit="$2" need="$3"
+  shift 3
+  if [ -z "$blocker" ] && [ ! -f "$MODEL/.device-check-complete" ]; then
+    report "$name" FAILED "no model ($MODEL was not made)"
+    [ "$need" = required ] && failed=1
+    return 1
+  fi
+  local table="$WORK/$name.txt"
+  bench_tables+=("$name")
+  # stdout (the table) to its own file as rows finish; stderr to the log.
+  step "$name" "$limit" "$need" bash -c 'exec "$@" > "'"$table"'"' _ \
+    "$RUN" sdvsr-bench --model "$MODEL" --device cuda "$@"
+}
+
+# The steps that are shell functions run in a child bash under timeout.
+export -f facts synth_model
+export RUN BUNDLE MODEL MANIFEST
+step facts 30 required bash -c facts
+step gpu_tests 120 required "$RUN" sdvsr_cuda_tests --gtest_filter='Cuda*'
+step synth_model 150 required bash -c synth_model
+bench bench_bf16_720p 100 required --dtype bfloat16 --sizes 180x320 --repeats 3
+bench bench_fp16_720p 100 required --dtype float16 --sizes 180x320 --repeats 3
+bench bench_bf16_1080p 80 required --dtype bfloat16 --sizes 272x480 --components frame --repeats 2
+bench bench_fp32_720p 100 optional --dtype float32 --sizes 180x320 --repeats 3
+
+# ---- the report: steps, then the tables ----
+{
+  echo
+  echo "==== device-check summary ($SECONDS s of ${BUDGET}s)"
+  for line in "${summary[@]}"; do echo "$line"; done
+  for name in "${bench_tables[@]}"; do
+    [ -s "$WORK/$name.txt" ] || continue
+    echo
+    echo "==== $name"
+    cat "$WORK/$name.txt"
+  done
+} > "$TABLES"
+if [ -n "$blocker" ]; then
+  echo "device-check: FAILED: $blocker"
+else
+  cat "$TABLES"
+fi
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$LOG" "$TABLES" "$OUT/" 2> /dev/null || true
+fi
+if [ -n "$blocker" ]; then
+  rm -rf "$WORK"
+else
+  echo "device-check: logs in $WORK${OUT:+ and $OUT}"
+fi
+exit "$failed"
