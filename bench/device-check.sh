@@ -78,18 +78,21 @@ step() {
   fi
   [ "$limit" -gt "$left" ] && limit="$left"
   echo "==== $name (timeout ${limit}s): $*" | tee -a "$LOG"
-  local start=$SECONDS rc
-  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  local start=$SECONDS rc out="$WORK/$name.log"
+  timeout -k 10 "$limit" "$@" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
+  cat "$out" >> "$LOG"
   local took=$((SECONDS - start))
   if [ "$rc" -eq 0 ]; then
     report "$name" ok "${took}s"
     return 0
   fi
+  local last
+  last="$(grep -v '^\s*$' "$out" | tail -1 | cut -c1-160)"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    report "$name" FAILED "timed out after ${limit}s"
+    report "$name" FAILED "timed out after ${limit}s${last:+: $last}"
   else
-    report "$name" FAILED "exit $rc after ${took}s"
+    report "$name" FAILED "exit $rc after ${took}s${last:+: $last}"
   fi
   [ "$need" = required ] && failed=1
   return 1
@@ -104,16 +107,31 @@ facts() {
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1 || true
   # Which CUDA libraries the bundled benchmark loads, through the bundle's own
   # loader and library path (cuDNN: the toolkit's or pip's nvidia-cudnn).
-  local paths
+  local paths loader d
   paths="$(SDVSR_BUNDLE_PRINT_PATHS=1 "$RUN")" || return 1
+  loader="${paths%%:*}/ld-linux-x86-64.so.2"
   echo "library path: $paths"
-  "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" |
+  "$loader" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" |
     grep -E 'cudnn|cublas|cudart|not found'
-  echo "cuDNN files on the library path:"
-  local d
-  for d in ${paths//:/ }; do ls "$d"/libcudnn*.so* 2> /dev/null; done
-  ! "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" |
-    grep -q 'not found'
+  echo "cuDNN on the library path (first one wins):"
+  for d in ${paths//:/ }; do
+    [ -e "$d/libcudnn.so.9" ] && echo "  $d/libcudnn.so.9 -> $(readlink -f "$d/libcudnn.so.9")"
+  done
+  ! "$loader" --library-path "$paths" --list "$BUNDLE/bin/sdvsr-bench" | grep -q 'not found'
+}
+
+# The GPU tests must run, not skip: a skip here means the bundle saw no device.
+# shellcheck disable=SC2317
+gpu_tests() {
+  local out
+  out="$("$RUN" sdvsr_cuda_tests --gtest_filter='Cuda*' 2>&1)"
+  local rc=$?
+  echo "$out"
+  [ "$rc" -eq 0 ] || return "$rc"
+  if echo "$out" | grep -q '^\[  SKIPPED \]'; then
+    echo "GPU tests were skipped although nvidia-smi lists a GPU: $(echo "$out" | grep -m1 -A1 'Skipped$' | tail -1)"
+    return 1
+  fi
 }
 
 # shellcheck disable=SC2317
@@ -133,8 +151,12 @@ bench() {
   local name="$1" limit="$2" need="$3"
   shift 3
   if [ -z "$blocker" ] && [ ! -f "$MODEL/.device-check-complete" ]; then
-    report "$name" FAILED "no model ($MODEL was not made)"
-    [ "$need" = required ] && failed=1
+    if [ "$need" = required ]; then
+      report "$name" FAILED "no model ($MODEL was not made)"
+      failed=1
+    else
+      report "$name" SKIPPED "no model ($MODEL was not made)"
+    fi
     return 1
   fi
   local table="$WORK/$name.txt"
@@ -145,10 +167,10 @@ bench() {
 }
 
 # The steps that are shell functions run in a child bash under timeout.
-export -f facts synth_model
+export -f facts gpu_tests synth_model
 export RUN BUNDLE MODEL MANIFEST
 step facts 30 required bash -c facts
-step gpu_tests 120 required "$RUN" sdvsr_cuda_tests --gtest_filter='Cuda*'
+step gpu_tests 120 required bash -c gpu_tests
 step synth_model 150 required bash -c synth_model
 bench bench_bf16_720p 100 required --dtype bfloat16 --sizes 180x320 --repeats 3
 bench bench_fp16_720p 100 required --dtype float16 --sizes 180x320 --repeats 3

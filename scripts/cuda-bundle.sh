@@ -51,19 +51,22 @@ cat > "$OUT/run.sh" <<'RUN'
 # run.sh [PROGRAM] [ARGS...]: runs a bundled program (sdvsr_cuda_tests when
 # PROGRAM is not one of bin/) with its own loader and libraries plus the GPU
 # machine's CUDA libraries (toolkit folders, pip's nvidia-* packages).
-# SDVSR_BUNDLE_PRINT_PATHS=1 prints the library path instead of running.
+# SDVSR_BUNDLE_PRINT_PATHS=1 prints the library path instead of running (its
+# first folder holds the bundled libraries and loader).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 program=sdvsr_cuda_tests
 if [ $# -gt 0 ] && [ -f "$HERE/bin/$1" ]; then program="$1"; shift; fi
-if [ ! -f "$HERE/lib/ld-linux-x86-64.so.2" ]; then
-  # Unpacked once, atomically: a second run.sh at the same moment waits for none.
-  tmp="$(mktemp -d "$HERE/.lib.XXXXXX")"
+# The libraries are unpacked outside the bundle (so that the bundle stays small
+# enough to carry), once per archive, atomically.
+lib="${TMPDIR:-/tmp}/sdvsr-gpu-bundle-lib-$(cksum < "$HERE/lib.tar.xz" | cut -d' ' -f1)"
+if [ ! -f "$lib/ld-linux-x86-64.so.2" ]; then
+  tmp="$(mktemp -d "$lib.XXXXXX")"
   xz -dc "$HERE/lib.tar.xz" | tar -C "$tmp" -xf -
-  if ! mv -T "$tmp/lib" "$HERE/lib" 2>/dev/null; then rm -rf "$tmp/lib"; fi
+  if ! mv -T "$tmp/lib" "$lib" 2>/dev/null; then rm -rf "$tmp/lib"; fi
   rmdir "$tmp"
 fi
-paths="$HERE/lib"
+paths="$lib"
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
          /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu; do
   [ -d "$d" ] && paths="$paths:$d"
@@ -74,7 +77,7 @@ if [ -n "$py_nvidia" ]; then
 fi
 if [ "${SDVSR_BUNDLE_PRINT_PATHS:-0}" = 1 ]; then echo "$paths"; exit 0; fi
 [ -d "$HERE/golden" ] && export SDVSR_GOLDEN_DIR="$HERE/golden"
-exec "$HERE/lib/ld-linux-x86-64.so.2" --library-path "$paths" "$HERE/bin/$program" "$@"
+exec "$lib/ld-linux-x86-64.so.2" --library-path "$paths" "$HERE/bin/$program" "$@"
 RUN
 chmod +x "$OUT/run.sh"
 du -sh "$OUT"/* | sed "s|$ROOT/||"
