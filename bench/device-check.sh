@@ -159,11 +159,40 @@ bench() {
     fi
     return 1
   fi
-  local table="$WORK/$name.txt"
+  local table="$WORK/$name.txt" mem="$WORK/$name.mem" sampler="" rc
   bench_tables+=("$name")
+  # The whole device's memory in use, sampled while the benchmark runs (the
+  # table's peak_mem_mb counts the backend's pool only).
+  if [ -z "$blocker" ]; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 250 > "$mem" 2> /dev/null &
+    sampler=$!
+  fi
   # stdout (the table) to its own file as rows finish; stderr to the log.
   step "$name" "$limit" "$need" bash -c 'exec "$@" > "'"$table"'"' _ \
     "$RUN" sdvsr-bench --model "$MODEL" --device cuda "$@"
+  rc=$?
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2> /dev/null
+    wait "$sampler" 2> /dev/null
+    local most
+    most="$(grep -E '^[0-9]+$' "$mem" | sort -n | tail -1)"
+    [ -s "$table" ] && echo "# nvidia-smi memory.used, the most seen during the run: ${most:-n/a} MiB (whole device: CUDA context and library workspaces included)" >> "$table"
+  fi
+  return "$rc"
+}
+
+# The issue's targets, read off the tables (informational: they do not fail the check).
+targets() {
+  local name f
+  for name in bench_bf16_720p bench_fp16_720p bench_fp32_720p; do
+    f="$WORK/$name.txt"
+    [ -s "$f" ] || continue
+    awk -v n="$name" '$1 == "frame" { printf "%-16s frame %.1f ms (target <= 45 ms in bf16 or fp16)\n", n, $5 }
+                      $1 == "unet_step" { printf "%-16s unet_step peak_ratio %.3f (target >= 0.55)\n", n, $7 }' "$f"
+  done
+  f="$WORK/bench_bf16_1080p.txt"
+  [ -s "$f" ] && awk '$1 == "frame" { printf "%-16s frame peak_mem_mb %.0f MiB (target: within 24 GB = 24576 MiB)\n", "bench_bf16_1080p", $8 }' "$f"
+  return 0
 }
 
 # The steps that are shell functions run in a child bash under timeout.
@@ -182,6 +211,9 @@ bench bench_fp32_720p 100 optional --dtype float32 --sizes 180x320 --repeats 3
   echo
   echo "==== device-check summary ($SECONDS s of ${BUDGET}s)"
   for line in "${summary[@]}"; do echo "$line"; done
+  echo
+  echo "==== targets"
+  targets
   for name in "${bench_tables[@]}"; do
     [ -s "$WORK/$name.txt" ] || continue
     echo
