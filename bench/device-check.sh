@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/device-check.sh: the one check to run on a lent H100/H200 machine, all
-# within 8 minutes: the machine's facts, the GPU tests, a full-size synthetic
-# model, and the benchmark at 720p output (LR 180x320) in bfloat16 and
-# float16, 1080p output (LR 272x480, the CLI's padding of 270x480) for the
-# memory figure, float32 if time is left; the tables are printed last.
+# within 8 minutes: the machine's facts, the GPU tests, the benchmark on the
+# tiny golden model, a full-size synthetic model, and the benchmark at 720p
+# output (LR 180x320) in bfloat16 and float16, 1080p output (LR 272x480, the
+# CLI's padding of 270x480) for the memory figure, float32 if time is left;
+# the summary, the targets and the tables are printed last.
 #
 # The GPU machine cannot build this project: it has the CUDA toolkit, CMake
 # and ninja, but no oneDNN, FFmpeg, GoogleTest or nlohmann-json, no apt and no
@@ -200,6 +201,10 @@ export -f facts gpu_tests synth_model
 export RUN BUNDLE MODEL MANIFEST
 step facts 30 required bash -c facts
 step gpu_tests 120 required bash -c gpu_tests
+# The benchmark on the tiny golden model first: quick, and it tells a problem
+# of the program from one of the full size.
+step bench_tiny 45 required "$RUN" sdvsr-bench --model "$BUNDLE/golden/tiny" --device cuda \
+  --dtype bfloat16 --sizes 32x32 --repeats 1 --gemm-size 2048
 step synth_model 150 required bash -c synth_model
 bench bench_bf16_720p 100 required --dtype bfloat16 --sizes 180x320 --repeats 3
 bench bench_fp16_720p 100 required --dtype float16 --sizes 180x320 --repeats 3
