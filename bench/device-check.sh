@@ -41,6 +41,7 @@ bench_tables=()
 
 # Why nothing can run ("" when the GPU and the bundle are there).
 blocker=""
+[ -f "$RUN" ] && [ ! -x "$RUN" ] && chmod +x "$RUN" 2> /dev/null  # should a copy have lost the mode
 if [ ! -x "$RUN" ]; then
   blocker="no bundle: $RUN is missing (build it on the development machine: see this script's header)"
 elif ! command -v nvidia-smi > /dev/null 2>&1; then
