@@ -1,13 +1,17 @@
 // sdvsr-bench: times the pipeline's components on a model folder and says how
 // close they come to the machine's matrix-product rate.
 //
-//   sdvsr-bench --model DIR [--sizes 64x64,180x320] [--repeats N] [--threads N] [--json]
+//   sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16]
+//               [--sizes 64x64,180x320] [--repeats N] [--threads N] [--json]
 //
 // Per LR size (HxW) and component: ms = median of N timed runs after one
 // warm-up; tflops = counted FLOPs (bench/counting_backend.h) / time;
-// peak_ratio = tflops / the oneDNN sgemm 4096^3 rate measured at the start of
-// the run with the same threads; peak_mem_mb = peak resident memory (MiB)
-// while the component ran.
+// peak_ratio = tflops / the matrix-product rate measured in the same run on the
+// same device: on the CPU oneDNN sgemm 4096^3 with the same threads, on a GPU a
+// cuBLAS GEMM 8192^3 in the benchmark's dtype (runtime/cuda/cuda_gemm_rate.h);
+// peak_mem_mb = the most memory (MiB) in use while the component ran: resident
+// memory on the CPU, the device pool's high-water mark on a GPU. On a GPU
+// every timed run ends with a device synchronisation before the clock stops.
 #include <dnnl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -34,14 +38,19 @@
 #include "pipeline/noise.h"
 #include "pipeline/stream_session.h"
 #include "runtime/backend.h"
+#include "runtime/cuda/cuda_gemm_rate.h"
+#include "runtime/device_backend.h"
 
 namespace sdvsr::bench {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: sdvsr-bench --model DIR [--sizes HxW[,HxW...]] [--repeats N] [--threads N] "
-    "[--sgemm-size N] [--components a,b,...] [--profile] [--json]\n"
-    "  --profile prints each component's time per backend op to stderr.\n";
+    "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
+    "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
+    "[--profile] [--json]\n"
+    "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
+    "  --dtype other than float32 needs --device cuda.\n"
+    "  --profile prints each component's time per backend op to stderr (on a GPU: launch time).\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -53,7 +62,9 @@ struct Args {
   std::vector<LrSize> sizes{{64, 64}};
   int repeats = 3;
   int threads = 0;  // 0: the backend's default (all cores)
-  int64_t sgemm_size = 4096;
+  std::string device = "cpu";
+  ComputeDtype dtype = ComputeDtype::kFloat32;
+  int64_t gemm_size = 0;  // 0: 4096 on the CPU, 8192 on a GPU
   bool json = false;
   bool profile = false;
   std::vector<std::string> components;  // empty: all
@@ -103,7 +114,8 @@ Args parse_args(int argc, char** argv) {
       continue;
     }
     if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
-        flag != "--sgemm-size" && flag != "--components")
+        flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
+        flag != "--device" && flag != "--dtype")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -111,7 +123,16 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--sizes") a.sizes = parse_sizes(value);
     if (flag == "--repeats") a.repeats = static_cast<int>(parse_positive(flag, value));
     if (flag == "--threads") a.threads = static_cast<int>(parse_positive(flag, value));
-    if (flag == "--sgemm-size") a.sgemm_size = parse_positive(flag, value);
+    if (flag == "--sgemm-size" || flag == "--gemm-size") a.gemm_size = parse_positive(flag, value);
+    // The device itself is checked when the backend is made (run(): exit 1).
+    if (flag == "--device") a.device = value;
+    if (flag == "--dtype") {
+      try {
+        a.dtype = parse_compute_dtype(value);
+      } catch (const std::exception& e) {
+        usage_error(e.what());
+      }
+    }
     if (flag == "--components") {
       std::stringstream ss(value);
       std::string c;
@@ -168,6 +189,30 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
+// ---- the device being measured ----
+// The backend, and how to wait for it and read its memory high-water mark.
+struct Target {
+  Backend* backend = nullptr;
+  bool cuda = false;
+  int cuda_index = 0;
+  std::string label;  // "cpu", "cuda:N"
+  std::string dtype;  // "float32", "float16", "bfloat16"
+
+  // Queued device work finished (the CPU backend returns when done).
+  void sync() const {
+    if (cuda) cuda_synchronize(cuda_index);
+  }
+  void reset_peak_memory() const {
+    if (cuda) backend->reset_peak_device_memory();
+    else reset_peak_rss();
+  }
+  double peak_memory_mib() const {
+    if (!cuda) return peak_rss_mib();
+    const int64_t bytes = backend->peak_device_memory_bytes();
+    return bytes > 0 ? static_cast<double>(bytes) / (1024.0 * 1024.0) : 0.0;
+  }
+};
+
 // ---- the reference rate ----
 // Row-major sgemm of n x n matrices through oneDNN: one warm-up, then three
 // timed runs (fewer once 3 s have passed). The best run is the rate, so load
@@ -202,7 +247,7 @@ double sgemm_tflops(int64_t n) {
 
 // ---- measuring one component ----
 struct Row {
-  std::string component, lr;
+  std::string component, lr, device, dtype;
   double ms = 0, tflops = 0, peak_ratio = 0, peak_mem_mb = 0, gflop = 0;
   double cpu_ms = 0;  // table only: median process CPU time
 };
@@ -220,10 +265,13 @@ void print_profile(const std::string& component, const LrSize& lr, int repeats,
 }
 
 // One warm-up call, then `repeats` timed calls; FLOPs are those of the last call.
+// On a GPU each call is followed by a device synchronisation inside the timing.
 Row measure(const std::string& component, const LrSize& lr, int repeats, double peak_tflops,
-            CountingBackend& be, bool profile, const std::function<void()>& fn) {
-  reset_peak_rss();
+            const Target& target, CountingBackend& be, bool profile,
+            const std::function<void()>& fn) {
+  target.reset_peak_memory();
   fn();
+  target.sync();
   be.reset();
   be.set_profiling(profile);
   std::vector<double> times, cpu_times;
@@ -233,6 +281,7 @@ Row measure(const std::string& component, const LrSize& lr, int repeats, double 
     const auto t0 = Clock::now();
     const double c0 = process_cpu_ms();
     fn();
+    target.sync();
     times.push_back(elapsed_ms(t0));
     cpu_times.push_back(process_cpu_ms() - c0);
     flops = be.flops() - before;
@@ -248,12 +297,14 @@ Row measure(const std::string& component, const LrSize& lr, int repeats, double 
   Row row;
   row.component = component;
   row.lr = lr.str();
+  row.device = target.label;
+  row.dtype = target.dtype;
   row.ms = std::max(median, 1e-6);  // a steady clock never gives 0 for real work; guard anyway
   row.gflop = flops / 1e9;
   row.cpu_ms = median_of(cpu_times);
   row.tflops = flops / (row.ms * 1e-3) / 1e12;
   row.peak_ratio = peak_tflops > 0 ? row.tflops / peak_tflops : 0;
-  row.peak_mem_mb = peak_rss_mib();
+  row.peak_mem_mb = target.peak_memory_mib();
   return row;
 }
 
@@ -265,8 +316,8 @@ Tensor test_image(const Shape& shape, uint64_t stream) {
   return t;
 }
 
-std::vector<Row> bench_size(const ModelBundle& models, CountingBackend& be, const LrSize& lr,
-                            const Args& args, double peak) {
+std::vector<Row> bench_size(const ModelBundle& models, const Target& target, CountingBackend& be,
+                            const LrSize& lr, const Args& args, double peak) {
   const int repeats = args.repeats;
   auto wanted = [&](const std::string& c) {
     return args.components.empty() ||
@@ -287,7 +338,7 @@ std::vector<Row> bench_size(const ModelBundle& models, CountingBackend& be, cons
 
   std::vector<Row> rows;
   auto add = [&](const std::string& name, const std::function<void()>& fn) {
-    if (wanted(name)) rows.push_back(measure(name, lr, repeats, peak, be, args.profile, fn));
+    if (wanted(name)) rows.push_back(measure(name, lr, repeats, peak, target, be, args.profile, fn));
   };
 
   // The controlnet residuals the U-Net step gets in a later frame.
@@ -326,10 +377,21 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
-void print_table_header(double peak, int threads, int64_t sgemm_size) {
-  std::printf("# sgemm %lld^3 (oneDNN, %d threads): %.4f TFLOP/s (%.4f per CPU-second)\n",
-              static_cast<long long>(sgemm_size), threads, peak, g_sgemm_cpu_tflops);
-  std::printf("%-20s %-10s %-6s %-6s %12s %10s %10s %12s %12s %12s\n", "component", "lr", "device",
+// What the reference product was, in words (the table's first line, or stderr with --json).
+std::string reference_line(const Target& target, int threads, int64_t gemm_size, double peak) {
+  char buf[256];
+  if (target.cuda)
+    std::snprintf(buf, sizeof buf, "cuBLAS GEMM %lld^3 (%s operands, float32 accumulation) on %s: %.4f TFLOP/s",
+                  static_cast<long long>(gemm_size), target.dtype.c_str(), target.label.c_str(), peak);
+  else
+    std::snprintf(buf, sizeof buf, "sgemm %lld^3 (oneDNN, %d threads): %.4f TFLOP/s (%.4f per CPU-second)",
+                  static_cast<long long>(gemm_size), threads, peak, g_sgemm_cpu_tflops);
+  return buf;
+}
+
+void print_table_header(const std::string& reference) {
+  std::printf("# %s\n", reference.c_str());
+  std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s\n", "component", "lr", "device",
               "dtype", "ms", "tflops", "peak_ratio", "peak_mem_mb", "gflop", "cpu_ms");
 }
 
@@ -338,16 +400,16 @@ void print_row(const Row& r, bool json) {
     nlohmann::json j;
     j["component"] = r.component;
     j["lr"] = r.lr;
-    j["device"] = "cpu";
-    j["dtype"] = "f32";
+    j["device"] = r.device;
+    j["dtype"] = r.dtype;
     j["ms"] = r.ms;
     j["tflops"] = r.tflops;
     j["peak_ratio"] = r.peak_ratio;
     j["peak_mem_mb"] = r.peak_mem_mb;
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("%-20s %-10s %-6s %-6s %12s %10s %10s %12s %12s %12s\n", r.component.c_str(),
-                r.lr.c_str(), "cpu", "f32", fixed(r.ms, 3).c_str(), fixed(r.tflops, 4).c_str(),
+    std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s\n", r.component.c_str(),
+                r.lr.c_str(), r.device.c_str(), r.dtype.c_str(), fixed(r.ms, 3).c_str(), fixed(r.tflops, 4).c_str(),
                 fixed(r.peak_ratio, 3).c_str(), fixed(r.peak_mem_mb, 1).c_str(),
                 fixed(r.gflop, 3).c_str(), fixed(r.cpu_ms, 1).c_str());
   }
@@ -355,22 +417,49 @@ void print_row(const Row& r, bool json) {
 }
 
 int run(const Args& args) {
+  // First of all: a device this machine lacks (or the CPU asked for a 16-bit
+  // dtype) fails here in one line, before any model is read.
+  Backend& device_backend = backend_for_device(args.device, args.dtype);
+  Target target;
+  target.backend = &device_backend;
+  target.cuda = device_backend.device() == Device::kCuda;
+  target.label = device_backend.name();
+  target.dtype = compute_dtype_name(device_backend.compute_dtype());
+  if (target.cuda) {
+    const size_t colon = target.label.find(':');
+    target.cuda_index = colon == std::string::npos ? 0 : std::stoi(target.label.substr(colon + 1));
+  }
   Backend& cpu = cpu_backend();
   if (args.threads > 0) cpu.set_threads(args.threads);
-  CountingBackend be(cpu);
+  const int64_t gemm_size = args.gemm_size > 0 ? args.gemm_size : (target.cuda ? 8192 : 4096);
+  // On a GPU the reference product runs first, on an otherwise empty device.
+  // Should it fail, the components are still measured (peak_ratio 0) and the
+  // reason is said on stderr.
+  double peak = 0;
+  std::string reference_failure;
+  if (target.cuda) {
+    try {
+      peak = cuda_gemm_tflops(target.cuda_index, args.dtype, gemm_size);
+    } catch (const std::exception& e) {
+      reference_failure = e.what();
+      std::cerr << "sdvsr-bench: the reference GEMM failed (peak_ratio will be 0): " << e.what() << "\n";
+    }
+  }
+
+  CountingBackend be(device_backend);
   ModelPaths paths;
   paths.model_dir = args.model;
   const auto models = load_model_bundle(paths, be);
   if (!models->controlnet) throw std::runtime_error(args.model + ": the benchmark needs a controlnet");
-  const double peak = sgemm_tflops(args.sgemm_size);
-  if (args.json)
-    std::cerr << "sdvsr-bench: sgemm " << args.sgemm_size << "^3 with " << cpu.threads()
-              << " threads: " << peak << " TFLOP/s\n";
-  else
-    print_table_header(peak, cpu.threads(), args.sgemm_size);
+  if (!target.cuda) peak = sgemm_tflops(gemm_size);
+  const std::string reference = reference_failure.empty()
+                                    ? reference_line(target, cpu.threads(), gemm_size, peak)
+                                    : "reference GEMM failed: " + reference_failure;
+  if (args.json) std::cerr << "sdvsr-bench: " << reference << "\n";
+  else print_table_header(reference);
 
   for (const LrSize& lr : args.sizes)
-    for (const Row& r : bench_size(*models, be, lr, args, peak)) print_row(r, args.json);
+    for (const Row& r : bench_size(*models, target, be, lr, args, peak)) print_row(r, args.json);
   return 0;
 }
 

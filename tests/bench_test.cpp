@@ -4,6 +4,7 @@
 // and bounds far beyond anything real.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -15,6 +16,7 @@
 #include "counting_backend.h"
 #include "golden.h"
 #include "run_program.h"
+#include "runtime/device_backend.h"
 
 namespace sdvsr {
 namespace {
@@ -27,8 +29,9 @@ const std::set<std::string> kComponents = {"unet_step", "controlnet_step", "raft
 TEST(BenchProgram, JsonRunOnTinyModelHasEveryComponentWithSaneNumbers) {
   // A 1024^3 reference product keeps the run short on a loaded machine.
   const auto r = test::run_program("sdvsr-bench",
-                                   {"--model", test::golden_path("tiny"), "--sizes", "32x32",
-                                    "--repeats", "1", "--json", "--sgemm-size", "1024"});
+                                   {"--model", test::golden_path("tiny"), "--device", "cpu",
+                                    "--dtype", "float32", "--sizes", "32x32", "--repeats", "1",
+                                    "--json", "--sgemm-size", "1024"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, json> rows;
   std::istringstream lines(r.out);
@@ -44,7 +47,7 @@ TEST(BenchProgram, JsonRunOnTinyModelHasEveryComponentWithSaneNumbers) {
       ASSERT_TRUE(j.contains(key) && j[key].is_number()) << key;  // NaN would print as null
     EXPECT_EQ(j["lr"], "32x32");
     EXPECT_EQ(j["device"], "cpu");
-    EXPECT_EQ(j["dtype"], "f32");
+    EXPECT_EQ(j["dtype"], "float32");
     const double ms = j["ms"], tflops = j["tflops"], ratio = j["peak_ratio"],
                  mem = j["peak_mem_mb"];
     for (double v : {ms, tflops, ratio, mem}) {
@@ -69,7 +72,9 @@ TEST(BenchProgram, BadArgumentsExitTwoAndMissingModelExitsOne) {
            {},
            {"--model", tiny, "--sizes", "32by32"},
            {"--model", tiny, "--repeats", "0"},
-           {"--model", tiny, "--frobnicate"}}) {
+           {"--model", tiny, "--frobnicate"},
+           {"--model", tiny, "--dtype", "float8"},
+           {"--model", tiny, "--device"}}) {
     const auto r = test::run_program("sdvsr-bench", args);
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("sdvsr-bench:"), std::string::npos) << r.err;
@@ -79,6 +84,63 @@ TEST(BenchProgram, BadArgumentsExitTwoAndMissingModelExitsOne) {
       "sdvsr-bench", {"--model", test::temp_dir("bench-no-model") + "/absent", "--sgemm-size", "64"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("absent"), std::string::npos) << r.err;
+}
+
+// The CPU computes in float32 only; a CUDA device this machine lacks (or a
+// binary without CUDA) is refused before the model is read. Either way: exit 1,
+// one line on stderr, nothing on stdout.
+void expect_one_line_refusal(const std::vector<std::string>& args, const std::string& says) {
+  SCOPED_TRACE(::testing::PrintToString(args));
+  const auto r = test::run_program("sdvsr-bench", args);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("sdvsr-bench: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+}
+
+TEST(BenchProgram, CpuRefusesSixteenBitDtypesInOneLine) {
+  // The model folder is absent: the refusal must come before it is read.
+  const std::string absent = test::temp_dir("bench-dtype") + "/absent";
+  for (const char* dtype : {"bfloat16", "bf16", "float16"})
+    expect_one_line_refusal({"--model", absent, "--device", "cpu", "--dtype", dtype},
+                            "float32 only");
+}
+
+TEST(BenchProgram, CudaWithoutADeviceExitsOneInOneLine) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present (BenchProgram.JsonRunOnCuda runs instead)";
+  const std::string absent = test::temp_dir("bench-no-cuda") + "/absent";
+  for (const char* device : {"cuda", "cuda:1"})
+    expect_one_line_refusal({"--model", absent, "--device", device, "--dtype", "bfloat16"},
+                            std::string("--device ") + device);
+}
+
+// On a machine with a GPU: the tiny model in bfloat16 on cuda:0, every row
+// labelled with the device and dtype, device memory counted.
+TEST(BenchProgram, JsonRunOnCuda) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (no toolkit at configure)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)";
+  const auto r = test::run_program("sdvsr-bench",
+                                   {"--model", test::golden_path("tiny"), "--device", "cuda",
+                                    "--dtype", "bfloat16", "--sizes", "32x32", "--repeats", "1",
+                                    "--json", "--gemm-size", "1024"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::set<std::string> seen;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    SCOPED_TRACE(line);
+    const json j = json::parse(line);
+    EXPECT_EQ(j["device"], "cuda:0");
+    EXPECT_EQ(j["dtype"], "bfloat16");
+    for (const char* key : {"ms", "tflops", "peak_ratio", "peak_mem_mb"}) {
+      ASSERT_TRUE(j[key].is_number()) << key;
+      EXPECT_GT(j[key].get<double>(), 0.0) << key;
+    }
+    seen.insert(j["component"].get<std::string>());
+  }
+  EXPECT_EQ(seen, kComponents);
 }
 
 // FLOPs = 2 x multiply-adds, counted from the shapes independently here; the
