@@ -156,6 +156,7 @@ Reduced Context::reduced(const Tensor& x, bool weight) {
   // the upload cache: the 16-bit copy is what the products read).
   Reduced r = convert(x.is_host() ? upload(x) : x);
   entries.push_back(ReducedCopy{owner, n, r});
+  ++reduced_copies_made_;
   return r;
 }
 
@@ -208,6 +209,8 @@ void CudaBackend::reset_peak_device_memory() {
   cuda::check(cudaMemPoolSetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
               "cudaMemPoolSetAttribute");
 }
+
+int64_t CudaBackend::reduced_weight_copies() { return ctx_->reduced_copies_made(); }
 
 CudaBackend& cuda_backend(int index, ComputeDtype dtype) {
   static std::mutex mutex;

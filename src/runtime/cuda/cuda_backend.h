@@ -93,6 +93,8 @@ class CudaBackend final : public Backend {
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
 
   cuda::Context& context() { return *ctx_; }
+  // How many 16-bit weight copies this backend has made (each weight once).
+  int64_t reduced_weight_copies();
 
  private:
   // conv2d in float16 / bfloat16 with float32 compute into `out` (cuda_conv.cpp).
