@@ -88,9 +88,9 @@ bool not_supported(cudnnStatus_t s) {
   return (v >= CUDNN_STATUS_BAD_PARAM && v < CUDNN_STATUS_NOT_SUPPORTED + 1000);
 }
 
-// The reduced-precision candidates in cuDNN's heuristic order: the GEMM family
-// first (Winograd and FFT round differently in 16 bits), then the others it
-// rates usable, then IMPLICIT_GEMM, which cuDNN documents for every config.
+// The reduced-precision candidates: the GEMM family in cuDNN's heuristic
+// order, then IMPLICIT_GEMM (documented for every 16-bit config), and only
+// then the others it rates usable (Winograd and FFT round differently).
 std::vector<cuda::ConvAlgo> reduced_candidates(cuda::Context& c, const TensorDesc& x,
                                                const FilterDesc& w, const ConvDesc& conv,
                                                const TensorDesc& y) {
@@ -108,9 +108,9 @@ std::vector<cuda::ConvAlgo> reduced_candidates(cuda::Context& c, const TensorDes
     if (r.status != CUDNN_STATUS_SUCCESS) continue;
     (gemm_family(r.algo) ? gemm : other).push_back({r.algo, 0, r.mathType});
   }
-  gemm.insert(gemm.end(), other.begin(), other.end());
   gemm.push_back({CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_TENSOR_OP_MATH});
   gemm.push_back({CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_DEFAULT_MATH});
+  gemm.insert(gemm.end(), other.begin(), other.end());
   return gemm;
 }
 
