@@ -3,6 +3,11 @@
 // shared memory in tiles, and the running max / sum rescale the accumulator.
 // Written for clarity first (float32 parity); the accumulator lives in local
 // memory, so head sizes above kMaxHeadDim are refused.
+// A float16 / bfloat16 backend reads q, k and v rounded to 16 bits (half the
+// memory traffic); scores, softmax and the accumulator stay float32.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
 
 #include "runtime/cuda/cuda_backend.h"
@@ -15,8 +20,14 @@ constexpr int kMaxHeadDim = 256;
 constexpr int kQueries = 64;  // threads per block, one query each
 constexpr int kKeyTile = 16;  // keys per shared-memory tile
 
+__device__ inline float load(const float* p, int64_t i) { return p[i]; }
+__device__ inline float load(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ inline float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+
 // q [B, Lq, W], k, v [B, Lk, W] with W = heads * d; grid (query tiles, heads, B).
-__global__ void attention_kernel(const float* q, const float* k, const float* v, float* out,
+// T: the element type q, k and v are read in (float, __half, __nv_bfloat16).
+template <typename T>
+__global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
                                  int64_t lq, int64_t lk, int64_t width, int d, float scale,
                                  bool causal) {
   __shared__ float ks[kKeyTile * kMaxHeadDim];
@@ -24,10 +35,10 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
   const int64_t b = blockIdx.z, h = blockIdx.y;
   const int64_t i = blockIdx.x * int64_t{kQueries} + threadIdx.x;  // query row
   const bool active = i < lq;
-  const float* qrow = q + (b * lq + (active ? i : 0)) * width + h * d;
+  const T* qrow = q + (b * lq + (active ? i : 0)) * width + h * d;
   float qv[kMaxHeadDim], acc[kMaxHeadDim];
   for (int c = 0; c < d; ++c) {
-    qv[c] = qrow[c];
+    qv[c] = load(qrow, c);
     acc[c] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
@@ -40,8 +51,8 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
     for (int e = threadIdx.x; e < tile * d; e += blockDim.x) {
       const int jj = e / d, c = e % d;
       const int64_t src = (b * lk + j0 + jj) * width + h * d + c;
-      ks[jj * kMaxHeadDim + c] = k[src];
-      vs[jj * kMaxHeadDim + c] = v[src];
+      ks[jj * kMaxHeadDim + c] = load(k, src);
+      vs[jj * kMaxHeadDim + c] = load(v, src);
     }
     __syncthreads();
     if (!active) continue;
@@ -80,7 +91,9 @@ Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tens
   cuda::require(d <= kMaxHeadDim, "attention",
                 "head size " + std::to_string(d) + " above " + std::to_string(kMaxHeadDim));
   cuda::Context& c = *ctx_;
-  const Tensor q = c.input(q_in), k = c.input(k_in), v = c.input(v_in);
+  const bool reduced = dtype_ != ComputeDtype::kFloat32;
+  const Tensor q = reduced ? Tensor() : c.input(q_in), k = reduced ? Tensor() : c.input(k_in),
+               v = reduced ? Tensor() : c.input(v_in);
   Tensor out = c.empty({batch, lq, width});
   if (out.numel() == 0) return out;
   if (lk == 0) {  // softmax over nothing: the CPU path gives NaN rows (0 / 0)
@@ -90,9 +103,24 @@ Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tens
   }
   const dim3 grid(static_cast<unsigned>((lq + kQueries - 1) / kQueries),
                   static_cast<unsigned>(heads), static_cast<unsigned>(batch));
-  attention_kernel<<<grid, kQueries, 0, c.stream>>>(q.raw_data(), k.raw_data(), v.raw_data(),
-                                                    out.raw_data(), lq, lk, width,
-                                                    static_cast<int>(d), scale, causal);
+  if (!reduced) {
+    attention_kernel<<<grid, kQueries, 0, c.stream>>>(q.raw_data(), k.raw_data(), v.raw_data(),
+                                                      out.raw_data(), lq, lk, width,
+                                                      static_cast<int>(d), scale, causal);
+  } else {
+    const cuda::Reduced q16 = c.reduced(q_in, false), k16 = c.reduced(k_in, false),
+                        v16 = c.reduced(v_in, false);
+    if (dtype_ == ComputeDtype::kFloat16)
+      attention_kernel<<<grid, kQueries, 0, c.stream>>>(
+          static_cast<const __half*>(q16.get()), static_cast<const __half*>(k16.get()),
+          static_cast<const __half*>(v16.get()), out.raw_data(), lq, lk, width,
+          static_cast<int>(d), scale, causal);
+    else
+      attention_kernel<<<grid, kQueries, 0, c.stream>>>(
+          static_cast<const __nv_bfloat16*>(q16.get()), static_cast<const __nv_bfloat16*>(k16.get()),
+          static_cast<const __nv_bfloat16*>(v16.get()), out.raw_data(), lq, lk, width,
+          static_cast<int>(d), scale, causal);
+  }
   cuda::check_launch("attention");
   return out;
 }

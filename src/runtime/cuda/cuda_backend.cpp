@@ -28,7 +28,7 @@ void require(bool ok, const char* op, const std::string& message) {
   if (!ok) throw std::runtime_error(std::string(op) + ": " + message);
 }
 
-Context::Context(int dev) : device(dev) {
+Context::Context(int dev, ComputeDtype dt) : device(dev), dtype(dt) {
   check(cudaSetDevice(device), "cudaSetDevice");
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // Keep freed blocks in the device's default pool instead of returning them.
@@ -39,15 +39,29 @@ Context::Context(int dev) : device(dev) {
         "cudaMemPoolSetAttribute");
   check(cublasCreate(&cublas), "cublasCreate");
   check(cublasSetStream(cublas, stream), "cublasSetStream");
-  // float32 parity: no TF32 tensor-core rounding.
-  check(cublasSetMathMode(cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+  // float32 parity: no TF32 tensor-core rounding. A float16 / bfloat16 backend
+  // runs its products through cublasGemmEx with float32 accumulation, where
+  // the default math lets cuBLAS use tensor cores (its float32 calls, e.g. the
+  // RAFT correlation, still get no TF32: that needs CUBLAS_TF32_TENSOR_OP_MATH).
+  check(cublasSetMathMode(cublas, dtype == ComputeDtype::kFloat32 ? CUBLAS_PEDANTIC_MATH
+                                                                  : CUBLAS_DEFAULT_MATH),
+        "cublasSetMathMode");
   check(cudnnCreate(&cudnn), "cudnnCreate");
   check(cudnnSetStream(cudnn, stream), "cudnnSetStream");
 }
 
 Context::~Context() {
   // The process-wide backends are never destroyed (tensors may outlive them);
-  // this runs only for backends a test creates and drops.
+  // this runs only for backends a test creates and drops. Cached device copies
+  // are freed on the stream, so drop them while it still exists.
+  {
+    std::lock_guard<std::mutex> lock(reduced_mutex_);
+    reduced_copies_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> lock(upload_mutex_);
+    uploads_.clear();
+  }
   if (cudnn) cudnnDestroy(cudnn);
   if (cublas) cublasDestroy(cublas);
   if (stream) {
@@ -107,6 +121,45 @@ Tensor Context::input(const Tensor& x) {
   return d;
 }
 
+Reduced Context::reduced(const Tensor& x, bool weight) {
+  require(dtype != ComputeDtype::kFloat32, "reduced", "a float32 backend has no 16-bit operands");
+  const int64_t n = x.numel();
+  const size_t bytes = static_cast<size_t>(n) * 2;  // float16 and bfloat16 are 2 bytes
+  auto convert = [&](const Tensor& device_x) {
+    Reduced r = scratch(bytes);
+    round_to_reduced(*this, device_x.raw_data(), r.get(), n, dtype);
+    return r;
+  };
+  const std::shared_ptr<const void> owner = x.storage_owner().lock();
+  const bool cacheable = n > 0 && owner &&
+                         ((x.is_host() && x.is_borrowed()) || (x.device() == Device::kCuda && weight));
+  if (!cacheable) return n > 0 ? convert(input(x)) : nullptr;
+
+  std::lock_guard<std::mutex> lock(reduced_mutex_);
+  auto same_owner = [&](const ReducedCopy& r) {
+    const auto o = r.owner.lock();
+    return o && !o.owner_before(owner) && !owner.owner_before(o);
+  };
+  std::vector<ReducedCopy>& entries = reduced_copies_[{x.storage_ptr(), x.device()}];
+  for (const ReducedCopy& r : entries)
+    if (r.numel == n && same_owner(r)) return r.values;
+  // Drop copies whose source storage is gone, everywhere (a recycled address
+  // must not match, and activations passed as weights must not pile up).
+  for (auto it = reduced_copies_.begin(); it != reduced_copies_.end();) {
+    std::erase_if(it->second, [](const ReducedCopy& r) { return r.owner.expired(); });
+    if (it->second.empty() && &it->second != &entries)
+      it = reduced_copies_.erase(it);
+    else
+      ++it;
+  }
+  // A host weight goes up once as float32 into temporary memory (not kept in
+  // the upload cache: the 16-bit copy is what the products read).
+  Reduced r = convert(x.is_host() ? upload(x) : x);
+  entries.push_back(ReducedCopy{owner, n, r});
+  ++reduced_copies_made_;
+  return r;
+}
+
 Tensor Context::download(const Tensor& x) {
   Tensor h = Tensor::uninitialized(x.shape());
   if (x.numel())
@@ -120,7 +173,7 @@ Tensor Context::download(const Tensor& x) {
 }  // namespace cuda
 
 CudaBackend::CudaBackend(int device_index, ComputeDtype dtype)
-    : index_(device_index), dtype_(dtype), ctx_(std::make_unique<cuda::Context>(device_index)) {}
+    : index_(device_index), dtype_(dtype), ctx_(std::make_unique<cuda::Context>(device_index, dtype)) {}
 
 CudaBackend::~CudaBackend() = default;
 
@@ -156,6 +209,8 @@ void CudaBackend::reset_peak_device_memory() {
   cuda::check(cudaMemPoolSetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
               "cudaMemPoolSetAttribute");
 }
+
+int64_t CudaBackend::reduced_weight_copies() { return ctx_->reduced_copies_made(); }
 
 CudaBackend& cuda_backend(int index, ComputeDtype dtype) {
   static std::mutex mutex;

@@ -1,5 +1,8 @@
 #pragma once
-// The CUDA backend, float32 with TF32 off (parity with the CPU backend):
+// The CUDA backend, float32 with TF32 off (parity with the CPU backend), or,
+// created with ComputeDtype::kFloat16 / kBFloat16, with the operands of its
+// convolutions, linear layers, matrix products and attention rounded to 16 bits and
+// float32 accumulation (tensors between ops stay float32; cuda_reduced.cu):
 // cuBLAS for matrix products, cuDNN for convolutions, kernels of our own for
 // the rest. One method family per file, mirroring runtime/cpu/:
 // cuda_conv.cpp, cuda_matmul.cpp, cuda_norm.cu, cuda_elementwise.cu,
@@ -90,8 +93,14 @@ class CudaBackend final : public Backend {
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
 
   cuda::Context& context() { return *ctx_; }
+  // How many 16-bit weight copies this backend has made (each weight once).
+  int64_t reduced_weight_copies();
 
  private:
+  // conv2d in float16 / bfloat16 with float32 compute into `out` (cuda_conv.cpp).
+  void conv2d_reduced(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                      const Conv2dParams& p, Tensor& out);
+
   int index_;
   ComputeDtype dtype_;
   std::unique_ptr<cuda::Context> ctx_;

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/tensor.h"
 
 namespace sdvsr::cuda {
@@ -43,13 +44,23 @@ inline unsigned blocks_for(int64_t n) {
 struct ConvAlgo {
   cudnnConvolutionFwdAlgo_t algo;
   size_t workspace_bytes;
+  // The math type the algorithm was chosen with (reduced-precision path only;
+  // the float32 path keeps its descriptor at CUDNN_FMA_MATH).
+  cudnnMathType_t math = CUDNN_FMA_MATH;
 };
 
+// Device memory holding 16-bit values (float16 or bfloat16), freed when the
+// last owner dies (stream-ordered).
+using Reduced = std::shared_ptr<void>;
+
 struct Context {
-  explicit Context(int device);
+  // dtype: the precision of the owning backend's matrix products; float16 and
+  // bfloat16 contexts allow tensor-op math in cuBLAS, float32 ones stay pedantic.
+  explicit Context(int device, ComputeDtype dtype = ComputeDtype::kFloat32);
   ~Context();
 
   int device;
+  ComputeDtype dtype;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
@@ -64,6 +75,17 @@ struct Context {
   Tensor input(const Tensor& x);
   // Host copy (synchronises the stream).
   Tensor download(const Tensor& x);
+  // x's values rounded to this context's 16-bit dtype (round to nearest even),
+  // on the device. Borrowed host tensors (mapped weights) are converted once
+  // and cached by storage; device tensors too when `weight` (an operand passed
+  // again and again: weights the caller moved to the device). Anything else is
+  // converted per call into scratch memory. Requires dtype != kFloat32.
+  Reduced reduced(const Tensor& x, bool weight);
+  // 16-bit weight copies made so far (cache misses of reduced()).
+  int64_t reduced_copies_made() {
+    std::lock_guard<std::mutex> lock(reduced_mutex_);
+    return reduced_copies_made_;
+  }
 
   std::mutex conv_mutex;
   std::map<std::vector<int64_t>, ConvAlgo> conv_algos;
@@ -77,11 +99,31 @@ struct Context {
   };
   std::mutex upload_mutex_;
   std::unordered_map<const void*, std::vector<Upload>> uploads_;
+
+  // 16-bit copies of weights, keyed by (storage address, device) and checked
+  // by owner and element count like the uploads.
+  struct ReducedCopy {
+    std::weak_ptr<const void> owner;
+    int64_t numel;
+    Reduced values;
+  };
+  std::mutex reduced_mutex_;
+  std::map<std::pair<const void*, Device>, std::vector<ReducedCopy>> reduced_copies_;
+  int64_t reduced_copies_made_ = 0;
 };
 
 // Kernel launchers other files share (defined in cuda_elementwise.cu).
 // y[r, j] += bias[j] for a row-major [rows, cols] y (linear's bias, added after the product).
 void add_row_bias(Context& c, float* y, const float* bias, int64_t rows, int64_t cols);
+
+// float32 -> the 16-bit dtype (float16 or bfloat16), round to nearest even (cuda_reduced.cu).
+void round_to_reduced(Context& c, const float* x, void* y, int64_t n, ComputeDtype dtype);
+// y[i] = float(y16[i]) + bias[(i / hw) % channels] (no bias when bias is null) for an
+// NCHW convolution output computed in the 16-bit dtype (cuda_reduced.cu).
+void widen_add_channel_bias(Context& c, const void* y16, float* y, const float* bias, int64_t n,
+                            int64_t hw, int64_t channels, ComputeDtype dtype);
+// The cuBLAS type of the 16-bit dtype (CUDA_R_16F, CUDA_R_16BF).
+cudaDataType_t cublas_type(ComputeDtype dtype);
 
 // Device pointers of tensors already on the device (Context::input / empty).
 inline const float* dptr(const Tensor& t) { return t.raw_data(); }

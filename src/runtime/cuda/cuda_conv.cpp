@@ -2,6 +2,9 @@
 // with FMA math only (no TF32). The algorithm is chosen once per shape from
 // cudnnGetConvolutionForwardAlgorithm_v7's list, restricted to the GEMM family
 // (Winograd and FFT change the rounding beyond the 1e-5 parity bound).
+// A float16 / bfloat16 backend runs cuDNN's PSEUDO_HALF / PSEUDO_BFLOAT16
+// configuration instead: x, w and y in 16 bits, float32 compute, tensor-op
+// math allowed; y is widened to float32 and the bias added in float32.
 #include <algorithm>
 #include <memory>
 
@@ -15,9 +18,9 @@ namespace {
 // RAII holders for the per-call descriptors.
 struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     cuda::check(cudnnCreateTensorDescriptor(&d), "conv2d (tensor descriptor)");
-    cuda::check(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(n), int(c),
+    cuda::check(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, int(n), int(c),
                                            int(h), int(w)),
                 "conv2d (tensor descriptor)");
   }
@@ -25,9 +28,9 @@ struct TensorDesc {
 };
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
-  FilterDesc(int64_t o, int64_t c, int64_t kh, int64_t kw) {
+  FilterDesc(int64_t o, int64_t c, int64_t kh, int64_t kw, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     cuda::check(cudnnCreateFilterDescriptor(&d), "conv2d (filter descriptor)");
-    cuda::check(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(o), int(c),
+    cuda::check(cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, int(o), int(c),
                                            int(kh), int(kw)),
                 "conv2d (filter descriptor)");
   }
@@ -35,14 +38,16 @@ struct FilterDesc {
 };
 struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
-  explicit ConvDesc(const Conv2dParams& p) {
+  // Compute type float32 in both precisions; math FMA (float32 parity) or
+  // tensor ops (reduced precision).
+  explicit ConvDesc(const Conv2dParams& p, cudnnMathType_t math = CUDNN_FMA_MATH) {
     cuda::check(cudnnCreateConvolutionDescriptor(&d), "conv2d (convolution descriptor)");
     cuda::check(cudnnSetConvolution2dDescriptor(d, p.pad_h, p.pad_w, p.stride_h, p.stride_w,
                                                 p.dilation_h, p.dilation_w,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                 "conv2d (convolution descriptor)");
     cuda::check(cudnnSetConvolutionGroupCount(d, p.groups), "conv2d (group count)");
-    cuda::check(cudnnSetConvolutionMathType(d, CUDNN_FMA_MATH), "conv2d (math type)");
+    cuda::check(cudnnSetConvolutionMathType(d, math), "conv2d (math type)");
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
 };
@@ -78,7 +83,100 @@ cuda::ConvAlgo choose_algo(cuda::Context& c, const TensorDesc& x, const FilterDe
   return {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0};
 }
 
+bool not_supported(cudnnStatus_t s) {
+  const int v = static_cast<int>(s);
+  return (v >= CUDNN_STATUS_BAD_PARAM && v < CUDNN_STATUS_NOT_SUPPORTED + 1000);
+}
+
+// The reduced-precision candidates: the GEMM family in cuDNN's heuristic
+// order, then IMPLICIT_GEMM (documented for every 16-bit config), and only
+// then the others it rates usable (Winograd and FFT round differently).
+std::vector<cuda::ConvAlgo> reduced_candidates(cuda::Context& c, const TensorDesc& x,
+                                               const FilterDesc& w, const ConvDesc& conv,
+                                               const TensorDesc& y) {
+  int max_count = 0;
+  cuda::check(cudnnGetConvolutionForwardAlgorithmMaxCount(c.cudnn, &max_count), "conv2d");
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
+  int returned = 0;
+  cuda::check(cudnnGetConvolutionForwardAlgorithm_v7(c.cudnn, x.d, w.d, conv.d, y.d,
+                                                     static_cast<int>(perf.size()), &returned,
+                                                     perf.data()),
+              "conv2d (cudnnGetConvolutionForwardAlgorithm_v7, 16-bit)");
+  std::vector<cuda::ConvAlgo> gemm, other;
+  for (int i = 0; i < returned; ++i) {
+    const cudnnConvolutionFwdAlgoPerf_t& r = perf[static_cast<size_t>(i)];
+    if (r.status != CUDNN_STATUS_SUCCESS) continue;
+    (gemm_family(r.algo) ? gemm : other).push_back({r.algo, 0, r.mathType});
+  }
+  gemm.push_back({CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_TENSOR_OP_MATH});
+  gemm.push_back({CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_DEFAULT_MATH});
+  gemm.insert(gemm.end(), other.begin(), other.end());
+  return gemm;
+}
+
 }  // namespace
+
+// x, w, y in float16 / bfloat16, float32 compute; y widened into `out` with the bias.
+void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
+                                 const Conv2dParams& p, Tensor& out) {
+  cuda::Context& c = *ctx_;
+  const int64_t n = x_in.size(0), ch = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
+  const int64_t o = w_in.size(0), kh = w_in.size(2), kw = w_in.size(3);
+  const int64_t ho = out.size(2), wo = out.size(3);
+  const cudnnDataType_t t16 =
+      dtype_ == ComputeDtype::kFloat16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
+  const cuda::Reduced x16 = c.reduced(x_in, false), w16 = c.reduced(w_in, /*weight=*/true);
+  const cuda::Reduced y16 = c.scratch(static_cast<size_t>(out.numel()) * 2);
+  const TensorDesc xd(n, ch, h, w, t16), yd(n, o, ho, wo, t16);
+  const FilterDesc wd(o, ch / p.groups, kh, kw, t16);
+  const ConvDesc cd(p, CUDNN_TENSOR_OP_MATH);
+  const float one = 1.f, zero = 0.f;  // float scalars: the compute type is float32
+  auto forward = [&](const cuda::ConvAlgo& a) {
+    cuda::check(cudnnSetConvolutionMathType(cd.d, a.math), "conv2d (math type)");
+    const std::shared_ptr<void> workspace = c.scratch(a.workspace_bytes);
+    return cudnnConvolutionForward(c.cudnn, &one, xd.d, x16.get(), wd.d, w16.get(), cd.d, a.algo,
+                                   workspace.get(), a.workspace_bytes, &zero, yd.d, y16.get());
+  };
+  {
+    // The same shape key as float32, tagged with the dtype (this backend's
+    // context holds one dtype, the tag keeps the key self-describing).
+    const std::vector<int64_t> key{n, ch, h, w, o, kh, kw, p.stride_h, p.stride_w, p.pad_h,
+                                   p.pad_w, p.dilation_h, p.dilation_w, p.groups,
+                                   -1 - static_cast<int64_t>(dtype_)};
+    std::lock_guard<std::mutex> lock(c.conv_mutex);
+    auto it = c.conv_algos.find(key);
+    if (it != c.conv_algos.end()) {
+      cuda::check(forward(it->second), "conv2d (cudnnConvolutionForward, 16-bit)");
+    } else {
+      // First call of this shape: the first candidate that runs is kept (the
+      // heuristics may list algorithms the 16-bit config then refuses).
+      cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+      bool done = false;
+      for (cuda::ConvAlgo a : reduced_candidates(c, xd, wd, cd, yd)) {
+        cuda::check(cudnnSetConvolutionMathType(cd.d, a.math), "conv2d (math type)");
+        if (cudnnGetConvolutionForwardWorkspaceSize(c.cudnn, xd.d, wd.d, cd.d, yd.d, a.algo,
+                                                    &a.workspace_bytes) != CUDNN_STATUS_SUCCESS)
+          continue;
+        last = forward(a);
+        if (last == CUDNN_STATUS_SUCCESS) {
+          c.conv_algos.emplace(key, a);
+          done = true;
+          break;
+        }
+        if (!not_supported(last)) cuda::check(last, "conv2d (cudnnConvolutionForward, 16-bit)");
+      }
+      if (!done)
+        cuda::check(last, ("conv2d: no cuDNN algorithm runs " + compute_dtype_name(dtype_) +
+                           " x " + shape_str(x_in.shape()) + " with weight " +
+                           shape_str(w_in.shape()))
+                              .c_str());
+    }
+  }
+  Tensor b;
+  if (bias_in) b = c.input(*bias_in);
+  cuda::widen_add_channel_bias(c, y16.get(), out.raw_data(), bias_in ? b.raw_data() : nullptr,
+                               out.numel(), ho * wo, o, dtype_);
+}
 
 Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
                            const Conv2dParams& p) {
@@ -99,6 +197,11 @@ Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor*
   cuda::require(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x_in.shape()));
 
   cuda::Context& c = *ctx_;
+  if (dtype_ != ComputeDtype::kFloat32) {
+    Tensor out = c.empty({n, o, ho, wo});
+    if (n > 0 && o > 0) conv2d_reduced(x_in, w_in, bias_in, p, out);
+    return out;
+  }
   const Tensor x = c.input(x_in), wt = c.input(w_in);
   Tensor out = c.empty({n, o, ho, wo});
   if (n == 0) return out;

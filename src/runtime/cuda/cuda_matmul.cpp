@@ -1,6 +1,9 @@
 // linear and batched matmul through cuBLAS sgemm (pedantic float32: no TF32).
 // cuBLAS is column-major: a row-major [M, N] = [M, K] x [K, N] product is
 // computed as its transpose, C^T = B^T A^T, which needs no copies.
+// A float16 / bfloat16 backend rounds both operands to 16 bits (weights once,
+// cached; activations per call) and runs cublasGemmEx with float32
+// accumulation and a float32 result, the same transposed geometry.
 #include <algorithm>
 
 #include "runtime/cuda/cuda_backend.h"
@@ -15,7 +18,9 @@ Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor*
   cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == out_f), "linear",
                 "bias does not match weight " + shape_str(w_in.shape()));
   cuda::Context& c = *ctx_;
-  const Tensor x = c.input(x_in), w = c.input(w_in);
+  const bool reduced = dtype_ != ComputeDtype::kFloat32;
+  // A reduced backend reads the weight's 16-bit copy only (no float32 upload kept).
+  const Tensor x = c.input(x_in), w = reduced ? Tensor() : c.input(w_in);
   const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
@@ -23,6 +28,16 @@ Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor*
   if (rows == 0 || out_f == 0) return out;
   if (in == 0) {
     cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), "linear");
+  } else if (reduced) {
+    const cuda::Reduced w16 = c.reduced(w_in, /*weight=*/true), x16 = c.reduced(x, false);
+    const cudaDataType_t t16 = cuda::cublas_type(dtype_);
+    const float one = 1.f, zero = 0.f;
+    cuda::check(cublasGemmEx(c.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_f),
+                             static_cast<int>(rows), static_cast<int>(in), &one, w16.get(), t16,
+                             static_cast<int>(in), x16.get(), t16, static_cast<int>(in), &zero,
+                             out.raw_data(), CUDA_R_32F, static_cast<int>(out_f),
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "linear (cublasGemmEx)");
   } else {
     // out^T [out_f, rows] = W [out_f, in] (W^T seen column-major) x x^T [in, rows].
     const float one = 1.f, zero = 0.f;
@@ -49,7 +64,8 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, bool transpos
                 "inner sizes differ: a " + shape_str(a_in.shape()) + ", b " +
                     shape_str(b_in.shape()));
   cuda::Context& c = *ctx_;
-  const Tensor a = c.input(a_in), b = c.input(b_in);
+  const bool reduced = dtype_ != ComputeDtype::kFloat32;
+  const Tensor a = c.input(a_in), b = reduced ? Tensor() : c.input(b_in);
   Tensor out = c.empty({batch, m, n});
   if (batch == 0 || m == 0 || n == 0) return out;
   if (k == 0) {
@@ -58,6 +74,19 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, bool transpos
   }
   // C^T [n, m] = op(B^T) [n, k] x A^T [k, m], per batch item.
   const float one = 1.f, zero = 0.f;
+  if (reduced) {
+    const cuda::Reduced a16 = c.reduced(a, false), b16 = c.reduced(b_in, false);
+    const cudaDataType_t t16 = cuda::cublas_type(dtype_);
+    cuda::check(cublasGemmStridedBatchedEx(
+                    c.cublas, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
+                    static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b16.get(),
+                    t16, static_cast<int>(transpose_b ? k : n), k * n, a16.get(), t16,
+                    static_cast<int>(k), m * k, &zero, out.raw_data(), CUDA_R_32F,
+                    static_cast<int>(n), m * n, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+                    CUBLAS_GEMM_DEFAULT),
+                "matmul (cublasGemmStridedBatchedEx)");
+    return out;
+  }
   cuda::check(cublasSgemmStridedBatched(
                   c.cublas, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
                   static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one,
