@@ -52,11 +52,9 @@ FeedForwardGEGLU::FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t di
 }
 
 Tensor FeedForwardGEGLU::forward(const Tensor& x) const {
-  Tensor both = proj_(x);  // [..., 2 * inner]: first half hidden, second half gate
-  const int last = static_cast<int>(both.dim()) - 1;
-  Tensor hidden = be_->slice(both, last, 0, inner_);
-  Tensor gate = be_->slice(both, last, inner_, 2 * inner_);
-  return out_(be_->mul(hidden, be_->activation(gate, Activation::kGELU)));
+  // proj gives [..., 2 * inner]: first half hidden, second half gate;
+  // geglu = hidden * gelu(gate) in one pass.
+  return out_(be_->geglu(proj_(x)));
 }
 
 }  // namespace sdvsr::nn
