@@ -16,6 +16,15 @@ Tensor CountingBackend::conv2d(const Tensor& x, const Tensor& weight, const Tens
   return out;
 }
 
+Tensor CountingBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                                   const Conv2dParams& p, const Tensor& residual) {
+  Tensor out = timed("conv2d_add", [&] { return inner_.conv2d_add(x, weight, bias, p, residual); });
+  // The convolution's multiply-adds, as conv2d counts them; the addition is not counted.
+  const double per_output = static_cast<double>(weight.size(1)) * weight.size(2) * weight.size(3);
+  count("conv2d_add", 2.0 * per_output * static_cast<double>(out.numel()));
+  return out;
+}
+
 Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor out = timed("linear", [&] { return inner_.linear(x, weight, bias); });
   count("linear", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));

@@ -1,7 +1,7 @@
 #pragma once
 // A Backend decorator for the benchmark: forwards every op to the real backend
 // and counts the floating-point work of the matrix products as they are run,
-// FLOPs = 2 x multiply-adds of conv2d, linear, matmul, attention (q k^T and
+// FLOPs = 2 x multiply-adds of conv2d (conv2d_add too), linear, matmul, attention (q k^T and
 // p v) and correlation_volume. Everything else (norms, elementwise, resampling)
 // is forwarded uncounted, RAFT's on-the-fly correlation lookup included, so large
 // frames whose volume is not materialised count less.
@@ -63,6 +63,15 @@ class CountingBackend final : public Backend {
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override {
     return timed("raft_convex_upsample", [&] { return inner_.raft_convex_upsample(flow, mask, factor); });
   }
+
+  // The fused ops go to the inner backend's fused forms, so the bench measures them.
+  Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Conv2dParams& p, const Tensor& residual) override;
+  Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                        float eps, Activation a) override {
+    return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });
+  }
+  Tensor geglu(const Tensor& x) override { return timed("geglu", [&] { return inner_.geglu(x); }); }
 
   Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                     float eps) override {

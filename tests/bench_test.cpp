@@ -163,6 +163,12 @@ TEST(CountingBackend, CountsTwiceTheMultiplyAddsAndForwardsResults) {
   EXPECT_EQ(y.to_vector(), cpu.conv2d(x, w, &bias, p).to_vector());
   EXPECT_DOUBLE_EQ(be.flops(), 2.0 * (2 * 6 * 5 * 7) * (2 * 3 * 3));
 
+  be.reset();  // the fused convolution counts the same multiply-adds
+  const Tensor residual = ramp({2, 6, 5, 7});
+  EXPECT_EQ(be.conv2d_add(x, w, &bias, p, residual).to_vector(),
+            cpu.conv2d_add(x, w, &bias, p, residual).to_vector());
+  EXPECT_DOUBLE_EQ(be.flops(), 2.0 * (2 * 6 * 5 * 7) * (2 * 3 * 3));
+
   be.reset();
   const Tensor a = ramp({3, 5, 8}), lw = ramp({4, 8});
   EXPECT_EQ(be.linear(a, lw, nullptr).to_vector(), cpu.linear(a, lw, nullptr).to_vector());

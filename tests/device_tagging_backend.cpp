@@ -51,6 +51,11 @@ Tensor DeviceTaggingBackend::conv2d(const Tensor& x, const Tensor& weight, const
   Tensor b;
   return out(inner_.conv2d(in(x), in(weight), in(bias, b), p));
 }
+Tensor DeviceTaggingBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                                        const Conv2dParams& p, const Tensor& residual) {
+  Tensor b;
+  return out(inner_.conv2d_add(in(x), in(weight), in(bias, b), p, in(residual)));
+}
 Tensor DeviceTaggingBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor b;
   return out(inner_.linear(in(x), in(weight), in(bias, b)));
@@ -68,6 +73,12 @@ Tensor DeviceTaggingBackend::group_norm(const Tensor& x, int groups, const Tenso
   Tensor g, b;
   return out(inner_.group_norm(in(x), groups, in(gamma, g), in(beta, b), eps));
 }
+Tensor DeviceTaggingBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gamma,
+                                            const Tensor* beta, float eps, Activation a) {
+  Tensor g, b;
+  return out(inner_.group_norm_act(in(x), groups, in(gamma, g), in(beta, b), eps, a));
+}
+Tensor DeviceTaggingBackend::geglu(const Tensor& x) { return out(inner_.geglu(in(x))); }
 Tensor DeviceTaggingBackend::layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,
                                         float eps) {
   Tensor g, b;

@@ -76,6 +76,13 @@ class DeviceTaggingBackend final : public Backend {
                                  const Tensor& coords, int radius) override;
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
 
+  // The fused ops reach the inner backend's fused forms.
+  Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                        float eps, Activation a) override;
+  Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Conv2dParams& p, const Tensor& residual) override;
+  Tensor geglu(const Tensor& x) override;
+
  private:
   Backend& inner_;
   std::atomic<int64_t> host_copies_{0}, device_copies_{0};

@@ -89,12 +89,13 @@ Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
   const Conv2dParams p = same_3x3();
   Tensor cur = be.activation(be.conv2d(x, conv0_w_, &conv0_b_, p), act_);
   cur = be.activation(be.conv2d(cur, conv2_w_, &conv2_b_, p), act_);
-  cur = be.conv2d(cur, conv4_w_, &conv4_b_, p);
-
-  if (prev_features)
-    cur = be.add(cur, be.scale(temporal_term(be, cur, *prev_features), kTemporalScale));
-
   Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+  if (!prev_features) {
+    // conv + skip in one op: the same bits as add(cur, skip) (one float addition).
+    return be.activation(be.conv2d_add(cur, conv4_w_, &conv4_b_, p, skip), Activation::kReLU);
+  }
+  cur = be.conv2d(cur, conv4_w_, &conv4_b_, p);
+  cur = be.add(cur, be.scale(temporal_term(be, cur, *prev_features), kTemporalScale));
   return be.activation(be.add(cur, skip), Activation::kReLU);
 }
 

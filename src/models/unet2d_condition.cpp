@@ -100,7 +100,7 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
     x = stage.forward(x, skips, emb, encoder_hidden_states, up_h, up_w);
   }
 
-  x = be.activation(conv_norm_out_(x), encoder_.spec().act);
+  x = conv_norm_out_.forward_act(x, encoder_.spec().act);
   return conv_out_(x);
 }
 

@@ -25,6 +25,10 @@ Tensor Conv2d::operator()(const Tensor& x) const {
   return be_->conv2d(x, weight_, has_bias_ ? &bias_ : nullptr, params_);
 }
 
+Tensor Conv2d::forward_add(const Tensor& x, const Tensor& residual) const {
+  return be_->conv2d_add(x, weight_, has_bias_ ? &bias_ : nullptr, params_, residual);
+}
+
 Linear::Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias)
     : be_(&be), has_bias_(bias) {
   weight_ = w.get("weight", {out, in});
@@ -47,6 +51,10 @@ GroupNorm::GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t 
 
 Tensor GroupNorm::operator()(const Tensor& x) const {
   return be_->group_norm(x, groups_, &gamma_, &beta_, eps_);
+}
+
+Tensor GroupNorm::forward_act(const Tensor& x, Activation a) const {
+  return be_->group_norm_act(x, groups_, &gamma_, &beta_, eps_, a);
 }
 
 LayerNorm::LayerNorm(const WeightScope& w, Backend& be, int64_t dim, float eps)

@@ -20,6 +20,8 @@ class Conv2d {
   Conv2d(const WeightScope& w, Backend& be, int64_t in, int64_t out, int kernel, int stride = 1,
          int pad = 0, bool bias = true);
   Tensor operator()(const Tensor& x) const;
+  // residual + conv(x) in one op (Backend::conv2d_add); residual has the output's shape.
+  Tensor forward_add(const Tensor& x, const Tensor& residual) const;
   int64_t out_channels() const { return weight_.size(0); }
 
  private:
@@ -46,6 +48,8 @@ class GroupNorm {
   GroupNorm() = default;
   GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t channels, float eps);
   Tensor operator()(const Tensor& x) const;
+  // activation(norm(x), a) in one op (Backend::group_norm_act).
+  Tensor forward_act(const Tensor& x, Activation a) const;
 
  private:
   Backend* be_ = nullptr;

@@ -6,6 +6,7 @@
 // Devices: every op accepts inputs on the host (weights mapped from files,
 // tensors host code built) or on the backend's device, and returns tensors on
 // its device (device()). Host code reads results only after to_host().
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,30 @@ class Backend {
                                          const Tensor& coords, int radius) = 0;
   // Convex x`factor` flow upsampling: flow [N, 2, h, w], mask [N, 9*f*f, h, w].
   virtual Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) = 0;
+
+  // ---- fused ops: each returns exactly the bits of the composition it names.
+  // These defaults run that composition; a backend overrides one to save passes
+  // over memory (cpu: cpu_norm.cpp, cpu_conv.cpp, cpu_elementwise.cpp). ----
+  // activation(group_norm(x, groups, gamma, beta, eps), a).
+  virtual Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma,
+                                const Tensor* beta, float eps, Activation a) {
+    return activation(group_norm(x, groups, gamma, beta, eps), a);
+  }
+  // add(residual, conv2d(x, weight, bias, p)): a convolution into a skip connection.
+  virtual Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                            const Conv2dParams& p, const Tensor& residual) {
+    return add(residual, conv2d(x, weight, bias, p));
+  }
+  // GEGLU on x [..., 2 * inner]: mul(x[..., :inner], activation(x[..., inner:], kGELU)).
+  virtual Tensor geglu(const Tensor& x) {
+    const int last = static_cast<int>(x.dim()) - 1;
+    if (last < 0 || x.size(last) % 2 != 0)
+      throw std::runtime_error("geglu: x " + shape_str(x.shape()) +
+                               " needs an even last dimension (hidden | gate)");
+    const int64_t inner = x.size(last) / 2;
+    return mul(slice(x, last, 0, inner),
+               activation(slice(x, last, inner, 2 * inner), Activation::kGELU));
+  }
 };
 
 // The process-wide CPU backend.

@@ -60,6 +60,13 @@ class CpuBackend final : public Backend {
   Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl, const std::vector<Tensor>& fmap2_levels,
                                  const Tensor& coords, int radius) override;
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
+
+  // Fused ops, bit-identical to the compositions in backend.h.
+  Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                        float eps, Activation a) override;
+  Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Conv2dParams& p, const Tensor& residual) override;
+  Tensor geglu(const Tensor& x) override;
 };
 
 namespace cpu {

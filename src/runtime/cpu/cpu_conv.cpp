@@ -4,6 +4,7 @@
 // blocked copy is cached per weight storage (see reordered_weights).
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -178,25 +179,67 @@ dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
   return blocked;
 }
 
-}  // namespace
+// The channel block of oneDNN's nChw8c / nChw16c layouts when `d` is one of
+// them for an [n, c, h, w] tensor; 0 for any other layout.
+int64_t channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t h, int64_t w) {
+  if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw8c)) return 8;
+  if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw16c)) return 16;
+  return 0;
+}
 
-Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
-                          const Conv2dParams& p) {
-  cpu::check(x.dim() == 4 && weight.dim() == 4, "conv2d",
+// out[i, ch, p] = residual[i, ch, p] + src(i, ch, p) over [n, c, hw], where src
+// is channel-blocked by kBlock (nChw<kBlock>c, channels padded to the block) or,
+// for kBlock 1, plain NCHW (then src may be out itself). Positions go in tiles
+// so a tile of the blocked source stays in L1 while its channels are written.
+template <int64_t kBlock>
+void add_unblocking(const float* src, const float* residual, float* out, int64_t n, int64_t c,
+                    int64_t hw) {
+  constexpr int64_t kTile = 256;
+  const int64_t blocks = (c + kBlock - 1) / kBlock;
+  const int64_t tiles = (hw + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t nb = 0; nb < n * blocks; ++nb) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t image = nb / blocks, c0 = (nb % blocks) * kBlock;
+      const int64_t i0 = t * kTile, i1 = std::min(hw, i0 + kTile);
+      const int64_t count = std::min(kBlock, c - c0);
+      const float* block_src = src + nb * hw * kBlock;
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t plane = (image * c + c0 + k) * hw;
+        const float* r = residual + plane;
+        float* d = out + plane;
+        for (int64_t i = i0; i < i1; ++i) d[i] = r[i] + block_src[i * kBlock + k];
+      }
+    }
+  }
+}
+
+// conv2d, plus `residual` (same shape as the output) when given: the sum is
+// formed while the output is moved out of oneDNN's layout (or in place when
+// oneDNN writes the plain layout itself), one float addition per element
+// exactly as add(residual, conv2d(...)) does, so the bits are the same.
+// (oneDNN's sum post-op is not used: it adds the residual into the accumulator
+// before the products, which rounds differently.)
+Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                   const Conv2dParams& p, const Tensor* residual, const char* op) {
+  cpu::check(x.dim() == 4 && weight.dim() == 4, op,
              "x " + shape_str(x.shape()) + " and weight " + shape_str(weight.shape()) +
                  " must be 4-D");
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t o = weight.size(0), kh = weight.size(2), kw = weight.size(3);
   cpu::check(p.groups >= 1 && c % p.groups == 0 && o % p.groups == 0 &&
                  weight.size(1) == c / p.groups,
-             "conv2d",
+             op,
              "weight " + shape_str(weight.shape()) + " does not fit x " + shape_str(x.shape()) +
                  " with groups " + std::to_string(p.groups));
-  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == o), "conv2d",
+  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == o), op,
              "bias shape does not match weight " + shape_str(weight.shape()));
   const int64_t ho = (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
   const int64_t wo = (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
-  cpu::check(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x.shape()));
+  cpu::check(ho > 0 && wo > 0, op, "empty output for input " + shape_str(x.shape()));
+  cpu::check(!residual || residual->shape() == Shape{n, o, ho, wo}, op,
+             "residual " + (residual ? shape_str(residual->shape()) : std::string()) +
+                 " does not match the output " + shape_str(Shape{n, o, ho, wo}));
 
   ConvKey key{n, c, h, w, o, kh, kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
               p.dilation_h, p.dilation_w, p.groups, bias != nullptr};
@@ -225,9 +268,32 @@ Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* b
     args.emplace(DNNL_ARG_BIAS,
                  dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
   e->prim.execute(s, args);
-  if (!direct_dst) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
+  const int64_t block = residual && !direct_dst ? channel_block(e->pd.dst_desc(), n, o, ho, wo) : 0;
+  if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
   s.wait();
+  if (residual) {
+    const float* blocked = block ? static_cast<const float*>(dst.get_data_handle()) : out.data();
+    if (block == 8) {
+      add_unblocking<8>(blocked, residual->data(), out.data(), n, o, ho * wo);
+    } else if (block == 16) {
+      add_unblocking<16>(blocked, residual->data(), out.data(), n, o, ho * wo);
+    } else {
+      add_unblocking<1>(blocked, residual->data(), out.data(), n, o, ho * wo);
+    }
+  }
   return out;
+}
+
+}  // namespace
+
+Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                          const Conv2dParams& p) {
+  return conv2d_impl(x, weight, bias, p, nullptr, "conv2d");
+}
+
+Tensor CpuBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                              const Conv2dParams& p, const Tensor& residual) {
+  return conv2d_impl(x, weight, bias, p, &residual, "conv2d_add");
 }
 
 void set_conv_weight_cache_mb(long long mb) { g_weights_cache_mb.store(mb < 0 ? 0 : mb); }

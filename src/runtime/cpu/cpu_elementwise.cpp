@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/cpu_dnnl.h"
@@ -44,28 +45,61 @@ int normalise_dim(int dim, int64_t rank, const char* op) {
 }  // namespace
 
 Tensor CpuBackend::activation(const Tensor& x, Activation a) {
+  // cpu::eltwise_for picks the oneDNN form; group_norm_act applies the same.
+  dnnl::algorithm alg;
+  float alpha;
+  if (cpu::eltwise_for(a, alg, alpha)) return cpu::dnnl_eltwise(x, alg, alpha);
   switch (a) {
     case Activation::kNone:
       return x.clone();
-    // The U-Net's and CLIP's activations run over large tensors: oneDNN's
-    // vectorised forms (scalar libm exp/erf cost more than the memory traffic).
-    case Activation::kSiLU:  // x * sigmoid(x)
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_swish, 1.f);
-    case Activation::kGELU:  // exact erf form
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_gelu_erf);
-    case Activation::kGELUTanh:
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_gelu_tanh);
-    case Activation::kQuickGELU:  // x * sigmoid(1.702 x)
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_swish, 1.702f);
     case Activation::kReLU:
-      return map_unary(x, [](float v) { return v > 0.f ? v : (std::isnan(v) ? v : 0.f); });
-    case Activation::kTanh:  // RAFT's GRU: NaN must stay NaN (tested)
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_tanh);
-    case Activation::kSigmoid:
-      return cpu::dnnl_eltwise(x, dnnl::algorithm::eltwise_logistic);
+      return map_unary(x, [](float v) { return cpu::relu(v); });
+    default:
+      break;
   }
   cpu::check(false, "activation", "unknown activation");
   return {};
+}
+
+Tensor CpuBackend::geglu(const Tensor& x) {
+  cpu::check(x.dim() >= 1 && x.size(-1) % 2 == 0, "geglu",
+             "x " + shape_str(x.shape()) + " needs an even last dimension (hidden | gate)");
+  const int64_t inner = x.size(-1) / 2;
+  const int64_t rows = inner ? x.numel() / (2 * inner) : 0;
+  Shape out_shape = x.shape();
+  out_shape.back() = inner;
+  Tensor out = Tensor::uninitialized(out_shape);
+  if (rows == 0 || inner == 0) return out;
+  dnnl::algorithm alg;
+  float alpha;
+  cpu::eltwise_for(Activation::kGELU, alg, alpha);
+  // Rows go in chunks of about 16K gate values: the gates are gathered into a
+  // contiguous buffer, run through the same GELU primitive activation() uses,
+  // and multiplied by their hidden halves while still in cache, so the
+  // projection is read once. hidden * gelu(gate) in mul's operand order.
+  const int64_t chunk_rows = std::max<int64_t>(1, 16384 / inner);
+  const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
+  const float* xs = x.data();
+  float* os = out.data();
+#pragma omp parallel
+  {
+    std::vector<float> gates(static_cast<size_t>(chunk_rows * inner));
+#pragma omp for schedule(static)
+    for (int64_t ck = 0; ck < chunks; ++ck) {
+      const int64_t r0 = ck * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(gates.data() + (r - r0) * inner, xs + (2 * r + 1) * inner,
+                    static_cast<size_t>(inner) * sizeof(float));
+      cpu::dnnl_eltwise_span(gates.data(), gates.data(), (r1 - r0) * inner, alg, alpha);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* hidden = xs + 2 * r * inner;
+        const float* g = gates.data() + (r - r0) * inner;
+        float* d = os + r * inner;
+        for (int64_t j = 0; j < inner; ++j) d[j] = hidden[j] * g[j];
+      }
+    }
+  }
+  return out;
 }
 
 Tensor CpuBackend::add(const Tensor& a, const Tensor& b) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_dnnl.h"
 
 namespace sdvsr {
 namespace {
@@ -40,8 +41,16 @@ void check_channel_vector(const Tensor* t, int64_t c, const char* op, const char
 
 }  // namespace
 
-Tensor CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
-                              const Tensor* beta, float eps) {
+namespace {
+
+// Elements normalised before the activation runs over them: a few tens of KiB,
+// so group_norm_act activates values still in L1/L2 instead of re-reading them.
+constexpr int64_t kActivationChunk = 8192;
+
+// group_norm, then (unless kNone) activation `act` over each group's output in
+// chunks of about kActivationChunk elements while they are in cache.
+Tensor group_norm_impl(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                       float eps, Activation act) {
   cpu::check(x.dim() >= 2 && groups > 0 && x.size(1) % groups == 0, "group_norm",
              "x " + shape_str(x.shape()) + " cannot be split into " + std::to_string(groups) +
                  " groups");
@@ -59,6 +68,7 @@ Tensor CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
     const Moments m = moments(xs + base, cg * spatial);
     const float rstd = inv_std(m.var, eps);
     const float mean = static_cast<float>(m.mean);
+    int64_t pending = 0;  // channels of this group normalised but not yet activated
     for (int64_t ci = 0; ci < cg; ++ci) {
       const int64_t ch = (ng % groups) * cg + ci;
       // PyTorch folds the affine into one scale and shift per channel.
@@ -67,9 +77,32 @@ Tensor CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
       const float* src = xs + base + ci * spatial;
       float* dst = os + base + ci * spatial;
       for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * a + b;
+      ++pending;
+      if (act != Activation::kNone && (pending * spatial >= kActivationChunk || ci + 1 == cg)) {
+        cpu::activation_span(act, dst + spatial - pending * spatial, pending * spatial);
+        pending = 0;
+      }
     }
   }
   return out;
+}
+
+}  // namespace
+
+Tensor CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
+                              const Tensor* beta, float eps) {
+  return group_norm_impl(x, groups, gamma, beta, eps, Activation::kNone);
+}
+
+Tensor CpuBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gamma,
+                                  const Tensor* beta, float eps, Activation a) {
+  // The activation runs on each chunk through the very code activation() runs
+  // on the whole tensor (cpu::activation_span), so the bits are the same.
+  dnnl::algorithm alg;
+  float alpha;
+  cpu::check(a == Activation::kNone || a == Activation::kReLU || cpu::eltwise_for(a, alg, alpha),
+             "group_norm_act", "unknown activation");
+  return group_norm_impl(x, groups, gamma, beta, eps, a);
 }
 
 Tensor CpuBackend::layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta,

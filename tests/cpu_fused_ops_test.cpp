@@ -1,0 +1,298 @@
+// The CPU backend's fused ops (group_norm_act, conv2d_add, geglu) give exactly
+// the bits of the compositions they replace (Backend's defaults), on awkward
+// shapes and with 1 and 2 threads; and whole models built on them give the same
+// bits as the same models run through the separate ops.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "golden.h"
+#include "models/temporal_autoencoder_tiny.h"
+#include "models/unet2d_condition.h"
+#include "runtime/backend.h"
+
+namespace sdvsr {
+namespace {
+
+Backend& cpu() { return cpu_backend(); }
+
+Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Tensor t = Tensor::uninitialized(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = dist(rng);
+  return t;
+}
+
+// Same shape and the same bytes.
+::testing::AssertionResult SameBits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape())
+    return ::testing::AssertionFailure()
+           << "shapes " << shape_str(a.shape()) << " vs " << shape_str(b.shape());
+  if (a.numel() == 0 ||
+      std::memcmp(a.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0)
+    return ::testing::AssertionSuccess();
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (std::memcmp(&a.data()[i], &b.data()[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure()
+             << "first difference at element " << i << ": " << a.data()[i] << " vs " << b.data()[i];
+  return ::testing::AssertionFailure() << "bytes differ";
+}
+
+// Runs `body` with 1 and then 2 threads, restoring the count afterwards.
+template <class Body>
+void with_one_and_two_threads(Body&& body) {
+  const int threads = cpu().threads();
+  for (int t : {1, 2}) {
+    cpu().set_threads(t);
+    SCOPED_TRACE("threads " + std::to_string(t));
+    body();
+  }
+  cpu().set_threads(threads);
+}
+
+const Activation kAllActivations[] = {Activation::kNone,      Activation::kSiLU,
+                                      Activation::kGELU,      Activation::kGELUTanh,
+                                      Activation::kQuickGELU, Activation::kReLU,
+                                      Activation::kTanh,      Activation::kSigmoid};
+
+// ---------------------------------------------------------------- group_norm_act
+struct NormCase {
+  Shape shape;
+  int groups;
+  bool affine;
+};
+
+TEST(CpuFusedOps, GroupNormActEqualsGroupNormThenActivation) {
+  const NormCase cases[] = {
+      {{1, 6, 5, 7}, 3, true},      // odd spatial
+      {{2, 9, 3, 11}, 3, true},     // batch 2, three channels a group
+      {{2, 32, 4, 4}, 32, false},   // one channel a group, no affine
+      {{1, 64, 37, 41}, 8, true},   // 8 x 1517 per group: several activation chunks
+      {{2, 10, 97, 89}, 5, true},   // one channel (8633) is over a chunk by itself
+      {{2, 12, 17}, 4, true},       // [N, C, L]
+      {{1, 4, 1, 1}, 2, true},      // two values a group
+  };
+  uint32_t seed = 1;
+  for (const NormCase& c : cases) {
+    const int64_t channels = c.shape[1];
+    const Tensor x = random_tensor(c.shape, seed++, -3.f, 5.f);
+    const Tensor gamma = random_tensor({channels}, seed++, 0.5f, 2.f);
+    const Tensor beta = random_tensor({channels}, seed++, -1.f, 1.f);
+    const Tensor* g = c.affine ? &gamma : nullptr;
+    const Tensor* b = c.affine ? &beta : nullptr;
+    for (Activation a : kAllActivations) {
+      SCOPED_TRACE(shape_str(c.shape) + " groups " + std::to_string(c.groups) + " activation " +
+                   std::to_string(static_cast<int>(a)));
+      with_one_and_two_threads([&] {
+        const Tensor fused = cpu().group_norm_act(x, c.groups, g, b, 1e-5f, a);
+        EXPECT_TRUE(SameBits(fused, cpu().activation(cpu().group_norm(x, c.groups, g, b, 1e-5f), a)));
+        // The base class's default is that same composition.
+        EXPECT_TRUE(SameBits(fused, cpu().Backend::group_norm_act(x, c.groups, g, b, 1e-5f, a)));
+      });
+    }
+  }
+}
+
+TEST(CpuFusedOps, GroupNormActRefusesWhatGroupNormRefuses) {
+  const Tensor x = random_tensor({1, 6, 2, 2}, 3);
+  EXPECT_THROW(cpu().group_norm_act(x, 4, nullptr, nullptr, 1e-5f, Activation::kSiLU),
+               std::runtime_error);
+  const Tensor gamma = random_tensor({5}, 4);
+  EXPECT_THROW(cpu().group_norm_act(x, 3, &gamma, nullptr, 1e-5f, Activation::kSiLU),
+               std::runtime_error);
+  EXPECT_THROW(cpu().group_norm_act(x, 3, nullptr, nullptr, 1e-5f, static_cast<Activation>(99)),
+               std::runtime_error);
+}
+
+// ---------------------------------------------------------------- conv2d_add
+struct ConvCase {
+  int64_t n, c, h, w, o, k;
+  Conv2dParams p;
+  bool bias;
+};
+
+Conv2dParams params(int stride, int pad, int groups = 1, int dilation = 1) {
+  Conv2dParams p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.groups = groups;
+  p.dilation_h = p.dilation_w = dilation;
+  return p;
+}
+
+TEST(CpuFusedOps, Conv2dAddEqualsResidualPlusConv2d) {
+  const ConvCase cases[] = {
+      {2, 5, 9, 7, 7, 3, params(1, 1), true},       // odd channels, batch 2
+      {1, 3, 11, 13, 16, 3, params(2, 1), true},    // stride 2
+      {2, 8, 6, 5, 8, 1, params(1, 0), true},       // 1x1
+      {2, 7, 9, 9, 13, 1, params(2, 0), false},     // 1x1 stride 2, no bias (a shortcut)
+      {1, 6, 8, 10, 9, 3, params(1, 1, 3), true},   // groups
+      {1, 32, 19, 23, 24, 3, params(1, 1), true},   // blocked output layouts
+      {2, 16, 12, 12, 40, 3, params(1, 2, 1, 2), true},  // dilation
+      {1, 64, 32, 32, 64, 3, params(1, 1), true},   // a U-Net-like block
+      {1, 4, 5, 6, 3, 3, params(1, 1), true},       // fewer outputs than a block
+  };
+  uint32_t seed = 100;
+  for (const ConvCase& c : cases) {
+    const Tensor x = random_tensor({c.n, c.c, c.h, c.w}, seed++);
+    const Tensor w = random_tensor({c.o, c.c / c.p.groups, c.k, c.k}, seed++, -0.3f, 0.3f);
+    const Tensor bias = random_tensor({c.o}, seed++);
+    const Tensor* b = c.bias ? &bias : nullptr;
+    const Tensor plain = cpu().conv2d(x, w, b, c.p);
+    const Tensor residual = random_tensor(plain.shape(), seed++, -2.f, 2.f);
+    SCOPED_TRACE("x " + shape_str(x.shape()) + " weight " + shape_str(w.shape()));
+    with_one_and_two_threads([&] {
+      const Tensor fused = cpu().conv2d_add(x, w, b, c.p, residual);
+      EXPECT_TRUE(SameBits(fused, cpu().add(residual, cpu().conv2d(x, w, b, c.p))));
+      EXPECT_TRUE(SameBits(fused, cpu().Backend::conv2d_add(x, w, b, c.p, residual)));
+    });
+  }
+}
+
+TEST(CpuFusedOps, Conv2dAddRefusesAResidualOfAnotherShape) {
+  const Tensor x = random_tensor({1, 3, 6, 6}, 7), w = random_tensor({4, 3, 3, 3}, 8);
+  const Tensor wrong = random_tensor({1, 4, 6, 5}, 9);
+  try {
+    cpu().conv2d_add(x, w, nullptr, params(1, 1), wrong);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv2d_add"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("residual"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- geglu
+TEST(CpuFusedOps, GegluEqualsHiddenTimesGeluOfGate) {
+  const Shape shapes[] = {
+      {2, 7, 2 * 13},     // odd width
+      {5, 2 * 3},         // [rows, 2 * inner]
+      {1, 300, 2 * 1280}, // several rows a chunk, several chunks
+      {2, 3, 2 * 20000},  // one row over a chunk by itself
+      {1, 1, 2},          // one value
+  };
+  uint32_t seed = 200;
+  for (const Shape& s : shapes) {
+    const Tensor x = random_tensor(s, seed++, -6.f, 6.f);
+    const int last = static_cast<int>(s.size()) - 1;
+    const int64_t inner = s.back() / 2;
+    SCOPED_TRACE(shape_str(s));
+    with_one_and_two_threads([&] {
+      const Tensor fused = cpu().geglu(x);
+      const Tensor hidden = cpu().slice(x, last, 0, inner);
+      const Tensor gate = cpu().slice(x, last, inner, 2 * inner);
+      EXPECT_TRUE(SameBits(fused, cpu().mul(hidden, cpu().activation(gate, Activation::kGELU))));
+      EXPECT_TRUE(SameBits(fused, cpu().Backend::geglu(x)));
+    });
+  }
+  EXPECT_THROW(cpu().geglu(random_tensor({2, 5}, 9)), std::runtime_error);
+  EXPECT_THROW(cpu().Backend::geglu(random_tensor({2, 5}, 9)), std::runtime_error);
+}
+
+// ---------------------------------------------------------------- whole models
+// The CPU backend with every fused op left to Backend's default composition.
+class UnfusedCpu final : public Backend {
+ public:
+  std::string name() const override { return "unfused-cpu"; }
+  void set_threads(int n) override { cpu().set_threads(n); }
+  int threads() const override { return cpu().threads(); }
+  Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dParams& p) override {
+    return cpu().conv2d(x, w, b, p);
+  }
+  Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b) override { return cpu().linear(x, w, b); }
+  Tensor matmul(const Tensor& a, const Tensor& b, bool tb) override { return cpu().matmul(a, b, tb); }
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                   bool causal) override {
+    return cpu().attention(q, k, v, heads, scale, causal);
+  }
+  Tensor group_norm(const Tensor& x, int groups, const Tensor* g, const Tensor* b, float eps) override {
+    return cpu().group_norm(x, groups, g, b, eps);
+  }
+  Tensor layer_norm(const Tensor& x, const Tensor* g, const Tensor* b, float eps) override {
+    return cpu().layer_norm(x, g, b, eps);
+  }
+  Tensor batch_norm(const Tensor& x, const Tensor& m, const Tensor& v, const Tensor* g,
+                    const Tensor* b, float eps) override {
+    return cpu().batch_norm(x, m, v, g, b, eps);
+  }
+  Tensor instance_norm(const Tensor& x, float eps) override { return cpu().instance_norm(x, eps); }
+  Tensor softmax(const Tensor& x) override { return cpu().softmax(x); }
+  Tensor activation(const Tensor& x, Activation a) override { return cpu().activation(x, a); }
+  Tensor add(const Tensor& a, const Tensor& b) override { return cpu().add(a, b); }
+  Tensor sub(const Tensor& a, const Tensor& b) override { return cpu().sub(a, b); }
+  Tensor mul(const Tensor& a, const Tensor& b) override { return cpu().mul(a, b); }
+  Tensor scale(const Tensor& x, float s) override { return cpu().scale(x, s); }
+  Tensor add_scalar(const Tensor& x, float s) override { return cpu().add_scalar(x, s); }
+  Tensor add_channel_bias(const Tensor& x, const Tensor& b) override { return cpu().add_channel_bias(x, b); }
+  Tensor clamp(const Tensor& x, float lo, float hi) override { return cpu().clamp(x, lo, hi); }
+  Tensor concat(const std::vector<Tensor>& xs, int dim) override { return cpu().concat(xs, dim); }
+  Tensor slice(const Tensor& x, int dim, int64_t s, int64_t e) override { return cpu().slice(x, dim, s, e); }
+  Tensor nchw_to_tokens(const Tensor& x) override { return cpu().nchw_to_tokens(x); }
+  Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) override {
+    return cpu().tokens_to_nchw(x, h, w);
+  }
+  Tensor permute(const Tensor& x, const std::vector<int>& perm) override { return cpu().permute(x, perm); }
+  Tensor upsample_nearest(const Tensor& x, int64_t h, int64_t w) override {
+    return cpu().upsample_nearest(x, h, w);
+  }
+  Tensor upsample_bilinear(const Tensor& x, int64_t h, int64_t w, bool ac) override {
+    return cpu().upsample_bilinear(x, h, w, ac);
+  }
+  Tensor upsample_bicubic(const Tensor& x, int64_t h, int64_t w, bool ac) override {
+    return cpu().upsample_bicubic(x, h, w, ac);
+  }
+  Tensor grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode m, bool ac) override {
+    return cpu().grid_sample(x, grid, m, ac);
+  }
+  Tensor avg_pool2d(const Tensor& x, int k, int s) override { return cpu().avg_pool2d(x, k, s); }
+  Tensor correlation_volume(const Tensor& a, const Tensor& b) override {
+    return cpu().correlation_volume(a, b);
+  }
+  Tensor raft_corr_lookup(const std::vector<Tensor>& pyr, const Tensor& coords, int r) override {
+    return cpu().raft_corr_lookup(pyr, coords, r);
+  }
+  Tensor raft_corr_lookup_direct(const Tensor& f1, const std::vector<Tensor>& f2, const Tensor& coords,
+                                 int r) override {
+    return cpu().raft_corr_lookup_direct(f1, f2, coords, r);
+  }
+  Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int f) override {
+    return cpu().raft_convex_upsample(flow, mask, f);
+  }
+};
+
+// The golden tiny U-Net (resnets, conv_norm_out, GEGLU feed-forwards) gives the
+// same bits fused and unfused.
+TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
+  UnfusedCpu unfused;
+  auto fused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), cpu());
+  auto unfused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), unfused);
+  for (const char* file : {"unet.safetensors", "unet_odd.safetensors"}) {
+    SCOPED_TRACE(file);
+    auto g = test::open_case(file);
+    const Tensor sample = g->tensor("sample");
+    const Tensor context = g->tensor("encoder_hidden_states");
+    const float t = static_cast<float>(g->int64_values("timestep").at(0));
+    EXPECT_TRUE(SameBits(fused_model->forward(sample, t, context),
+                         unfused_model->forward(sample, t, context)));
+  }
+}
+
+// The golden tiny temporal VAE: without temporal features its blocks add the
+// last convolution to the skip in one op; with them they keep the separate ops.
+TEST(CpuFusedOps, GoldenTemporalVaeSameBitsFusedAndUnfused) {
+  UnfusedCpu unfused;
+  auto fused_model = TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), cpu());
+  auto unfused_model = TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), unfused);
+  const Tensor image = test::open_case("temporal_vae.safetensors")->tensor("encode.input");
+  const Tensor latent = fused_model->encode(image);
+  EXPECT_TRUE(SameBits(latent, unfused_model->encode(image)));
+  EXPECT_TRUE(SameBits(fused_model->decode(latent, nullptr), unfused_model->decode(latent, nullptr)));
+  const std::vector<Tensor> feats = fused_model->temporal_features(image);
+  EXPECT_TRUE(SameBits(fused_model->decode(latent, &feats), unfused_model->decode(latent, &feats)));
+}
+
+}  // namespace
+}  // namespace sdvsr
