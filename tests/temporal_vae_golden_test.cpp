@@ -65,12 +65,14 @@ TEST(TemporalVaeGolden, EncoderBlockFeaturesOnRawInput) {
     const std::string key = "features." + std::to_string(i);
     expect_close_logged(feats[i], g->tensor(key), key);
   }
-  // temporal_features is the same list, deepest first.
+  // temporal_features is the same list, deepest first, each map 4x4 average-pooled
+  // (what the decoder's TPM reads of it).
   std::vector<Tensor> rev = vae->temporal_features(input);
   ASSERT_EQ(rev.size(), feats.size());
   for (size_t i = 0; i < rev.size(); ++i) {
     SCOPED_TRACE("temporal_features " + std::to_string(i));
-    EXPECT_CLOSE(rev[i], g->tensor("features." + std::to_string(feats.size() - 1 - i)));
+    const Tensor golden = g->tensor("features." + std::to_string(feats.size() - 1 - i));
+    EXPECT_CLOSE(rev[i], cpu_backend().avg_pool2d(golden, 4, 4));
   }
 }
 
@@ -86,10 +88,11 @@ TEST(TemporalVaeGolden, DecodeWithTemporalFeatures) {
   auto g = test::open_case("temporal_vae.safetensors");
   const Tensor z = g->tensor("decode.input");
   const Tensor ref = g->tensor("decode_temporal.output");
-  // The golden features reversed (upstream: features[::-1]) ...
-  std::vector<Tensor> golden_feats;
-  for (int i = 6; i >= 0; --i) golden_feats.push_back(g->tensor("features." + std::to_string(i)));
-  expect_close_logged(vae->decode(z, &golden_feats), ref, "decode_temporal.output (golden feats)");
+  // The golden features (encoder order; reversed as upstream features[::-1], and pooled) ...
+  std::vector<Tensor> golden_pooled;
+  for (int i = 0; i <= 6; ++i) golden_pooled.push_back(g->tensor("features." + std::to_string(i)));
+  golden_pooled = vae->pool_temporal_features(golden_pooled);
+  expect_close_logged(vae->decode(z, &golden_pooled), ref, "decode_temporal.output (golden feats)");
   // ... and the features this port computes.
   std::vector<Tensor> own = vae->temporal_features(g->tensor("features.input"));
   expect_close_logged(vae->decode(z, &own), ref, "decode_temporal.output (own feats)");
@@ -266,7 +269,8 @@ TEST(TemporalVaeBlock, MatchesNaiveReferenceOnUnevenSizes) {
     plain[i] = std::max(cur[i] + skip[i], 0.0f);
   }
 
-  const Tensor out_tpm = block.forward(cpu_backend(), x, &prev);
+  const Tensor prev_pooled = TemporalAutoencoderTinyBlock::pool_feature(cpu_backend(), prev);
+  const Tensor out_tpm = block.forward(cpu_backend(), x, &prev_pooled);
   const Tensor out_plain = block.forward(cpu_backend(), x, nullptr);
   EXPECT_CLOSE(out_tpm, Tensor::from_vector({1, c, h, w}, with_tpm));
   EXPECT_CLOSE(out_plain, Tensor::from_vector({1, c, h, w}, plain));
@@ -360,8 +364,8 @@ TEST(TemporalVaeLoad, FullSizeManifestConfigAndKeys) {
   Tensor image = Tensor::full({1, 3, 16, 16}, 0.25f);
   std::vector<Tensor> feats = model.temporal_features(image);
   ASSERT_EQ(feats.size(), 7u);
-  EXPECT_EQ(feats.front().shape(), (Shape{1, 64, 4, 4}));
-  EXPECT_EQ(feats.back().shape(), (Shape{1, 64, 16, 16}));
+  EXPECT_EQ(feats.front().shape(), (Shape{1, 64, 1, 1}));  // 4x4 maps, pooled
+  EXPECT_EQ(feats.back().shape(), (Shape{1, 64, 4, 4}));   // 16x16 maps, pooled
   EXPECT_EQ(model.encode(image).shape(), (Shape{1, 4, 4, 4}));
   Tensor z = Tensor::full({1, 4, 4, 4}, 0.5f);
   EXPECT_EQ(model.decode(z, &feats).shape(), (Shape{1, 3, 16, 16}));
@@ -381,8 +385,8 @@ TEST(TemporalVaeLoad, OtherWidthsAndBlockCounts) {
     Tensor image = Tensor::full({1, 3, 32, 32}, -0.5f);
     std::vector<Tensor> feats = model.temporal_features(image);
     ASSERT_EQ(feats.size(), 6u);
-    EXPECT_EQ(feats[0].shape(), (Shape{1, 8, 4, 4}));
-    EXPECT_EQ(feats[5].shape(), (Shape{1, 8, 32, 32}));
+    EXPECT_EQ(feats[0].shape(), (Shape{1, 8, 1, 1}));  // pooled 4x4
+    EXPECT_EQ(feats[5].shape(), (Shape{1, 8, 8, 8}));  // pooled 32x32
     EXPECT_EQ(model.encode(image).shape(), (Shape{1, 3, 4, 4}));
     Tensor out = model.decode(Tensor::full({1, 3, 4, 4}, 0.1f), &feats);
     EXPECT_EQ(out.shape(), (Shape{1, 3, 32, 32}));

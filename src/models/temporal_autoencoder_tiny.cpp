@@ -144,24 +144,41 @@ Tensor TemporalAutoencoderTiny::encode(const Tensor& image) {
   return x;
 }
 
-std::vector<Tensor> TemporalAutoencoderTiny::encoder_block_features(const Tensor& image) {
-  check_image(image, "encoder_block_features");
-  std::vector<Tensor> features;
+void TemporalAutoencoderTiny::run_encoder_blocks(
+    const Tensor& image, const std::function<void(const Tensor&)>& each_block) {
   Tensor x = image;  // raw [-1, 1]: upstream's feature path skips the remap
   // The final conv to latents only feeds the discarded latent: stop after the last block.
   size_t end = encoder_layers_.size();
   while (end > 0 && encoder_layers_[end - 1].kind != Layer::Kind::kBlock) --end;
   for (size_t i = 0; i < end; ++i) {
     x = run_layer(encoder_layers_[i], x, nullptr);
-    if (encoder_layers_[i].kind == Layer::Kind::kBlock) features.push_back(x);
+    if (encoder_layers_[i].kind == Layer::Kind::kBlock) each_block(x);
   }
+}
+
+std::vector<Tensor> TemporalAutoencoderTiny::encoder_block_features(const Tensor& image) {
+  check_image(image, "encoder_block_features");
+  std::vector<Tensor> features;
+  run_encoder_blocks(image, [&](const Tensor& f) { features.push_back(f); });
   return features;
 }
 
 std::vector<Tensor> TemporalAutoencoderTiny::temporal_features(const Tensor& image) {
-  std::vector<Tensor> features = encoder_block_features(image);
-  std::reverse(features.begin(), features.end());
-  return features;
+  check_image(image, "temporal_features");
+  std::vector<Tensor> pooled;
+  run_encoder_blocks(image, [&](const Tensor& f) {
+    pooled.push_back(TemporalAutoencoderTinyBlock::pool_feature(be_, f));
+  });
+  std::reverse(pooled.begin(), pooled.end());
+  return pooled;
+}
+
+std::vector<Tensor> TemporalAutoencoderTiny::pool_temporal_features(
+    const std::vector<Tensor>& encoder_features) {
+  std::vector<Tensor> pooled;
+  for (auto it = encoder_features.rbegin(); it != encoder_features.rend(); ++it)
+    pooled.push_back(TemporalAutoencoderTinyBlock::pool_feature(be_, *it));
+  return pooled;
 }
 
 Tensor TemporalAutoencoderTiny::decode(const Tensor& latent,

@@ -10,6 +10,7 @@
 // The decoded image is in about [-1, 1] and NOT clamped (it is what gets warped
 // for the next frame). No state is kept between calls (upstream's
 // reset_temporal_condition() after every frame is implicit).
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,14 +44,19 @@ class TemporalAutoencoderTiny {
   // encoder block in layer order (shallowest first).
   std::vector<Tensor> encoder_block_features(const Tensor& image);
 
-  // encoder_block_features(image) reversed (deepest first): the list upstream
-  // hands to decode(), i.e. entry k belongs to the k-th decoder block.
+  // What decode() needs of encoder_block_features(image): the list reversed
+  // (deepest first, as upstream hands it to decode(): entry k belongs to the
+  // k-th decoder block), each map 4x4 average-pooled, the only way the TPM reads
+  // it. Each full map is dropped as soon as it is pooled.
   std::vector<Tensor> temporal_features(const Tensor& image);
+  // The same from full feature maps in encoder order (e.g. upstream's features).
+  std::vector<Tensor> pool_temporal_features(const std::vector<Tensor>& encoder_features);
 
   // The decoder: 3*tanh(z/3), layers, 2y-1. `latent` is already divided by
   // scaling_factor() (the caller does that, like the pipeline). With
-  // `temporal_features` (decoder order, as returned by temporal_features()) every
-  // decoder block runs its TPM; nullptr decodes without temporal state (frame 0).
+  // `temporal_features` (decoder order and pooled, as returned by
+  // temporal_features()) every decoder block runs its TPM; nullptr decodes
+  // without temporal state (frame 0).
   Tensor decode(const Tensor& latent, const std::vector<Tensor>* temporal_features);
 
   double scaling_factor() const { return config_.scaling_factor; }
@@ -75,6 +81,8 @@ class TemporalAutoencoderTiny {
   static Layer conv_layer(const WeightScope& w, int64_t index, int64_t in, int64_t out,
                           int stride, bool bias);
   Tensor run_layer(const Layer& layer, const Tensor& x, const Tensor* prev) const;
+  // The encoder up to its last block; `each_block` gets every block's output.
+  void run_encoder_blocks(const Tensor& image, const std::function<void(const Tensor&)>& each_block);
   void check_image(const Tensor& image, const char* what) const;
 
   TemporalVaeConfig config_;

@@ -49,25 +49,31 @@ TemporalAutoencoderTinyBlock::TemporalAutoencoderTinyBlock(int64_t in_channels,
   }
 }
 
+Tensor TemporalAutoencoderTinyBlock::pool_feature(Backend& be, const Tensor& feature) {
+  if (feature.dim() != 4 || feature.size(2) < kPool || feature.size(3) < kPool) return feature;
+  return be.avg_pool2d(feature, kPool, kPool);
+}
+
 Tensor TemporalAutoencoderTinyBlock::temporal_term(Backend& be, const Tensor& current,
-                                                   const Tensor& prev) const {
+                                                   const Tensor& prev_pooled) const {
   const int64_t n = current.size(0), c = current.size(1);
   const int64_t h = current.size(2), w = current.size(3);
-  if (prev.shape() != current.shape())
-    throw std::runtime_error(scope_key_ + ": temporal feature has shape " +
-                             shape_str(prev.shape()) + " but the block's features are " +
-                             shape_str(current.shape()));
   if (!has_temporal_)
     throw std::runtime_error(scope_key_ + ": temporal features given to a block without a TPM");
   const int64_t ph = h / kPool, pw = w / kPool, len = ph * pw;
   if (len == 0)
     throw std::runtime_error(scope_key_ + ": feature map " + shape_str(current.shape()) +
                              " is smaller than the 4x4 temporal pooling window");
+  if (prev_pooled.shape() != Shape{n, c, ph, pw})
+    throw std::runtime_error(scope_key_ + ": pooled temporal feature has shape " +
+                             shape_str(prev_pooled.shape()) + " but the block's features " +
+                             shape_str(current.shape()) + " pool to " +
+                             shape_str(Shape{n, c, ph, pw}));
 
   // [current | previous] pooled maps, flattened row-major into one sequence:
   // the Conv1d sees row wrap-around and the seam between the two frames.
   Tensor cur_seq = be.avg_pool2d(current, kPool, kPool).reshape({n, c, 1, len});
-  Tensor prev_seq = be.avg_pool2d(prev, kPool, kPool).reshape({n, c, 1, len});
+  Tensor prev_seq = prev_pooled.reshape({n, c, 1, len});
   Tensor seq = be.concat({cur_seq, prev_seq}, 3);
 
   seq = be.conv2d(seq, tp0_w_, &tp0_b_, conv1d_k3());
@@ -82,7 +88,7 @@ Tensor TemporalAutoencoderTinyBlock::temporal_term(Backend& be, const Tensor& cu
 }
 
 Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
-                                             const Tensor* prev_features) const {
+                                             const Tensor* prev_pooled) const {
   if (x.dim() != 4 || x.size(1) != in_channels_)
     throw std::runtime_error(scope_key_ + ": expected input [N, " + std::to_string(in_channels_) +
                              ", H, W], got " + shape_str(x.shape()));
@@ -90,12 +96,12 @@ Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
   Tensor cur = be.activation(be.conv2d(x, conv0_w_, &conv0_b_, p), act_);
   cur = be.activation(be.conv2d(cur, conv2_w_, &conv2_b_, p), act_);
   Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
-  if (!prev_features) {
+  if (!prev_pooled) {
     // conv + skip in one op: the same bits as add(cur, skip) (one float addition).
     return be.activation(be.conv2d_add(cur, conv4_w_, &conv4_b_, p, skip), Activation::kReLU);
   }
   cur = be.conv2d(cur, conv4_w_, &conv4_b_, p);
-  cur = be.add(cur, be.scale(temporal_term(be, cur, *prev_features), kTemporalScale));
+  cur = be.add(cur, be.scale(temporal_term(be, cur, *prev_pooled), kTemporalScale));
   return be.activation(be.add(cur, skip), Activation::kReLU);
 }
 

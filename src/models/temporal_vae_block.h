@@ -16,16 +16,23 @@ class TemporalAutoencoderTinyBlock {
   TemporalAutoencoderTinyBlock(int64_t in_channels, int64_t out_channels, Activation act,
                                const WeightScope& weights, bool load_temporal);
 
-  // relu(conv(x) + skip(x)); with `prev_features` ([N, C, H, W], same shape as
-  // conv(x)) the TPM term 0.1 * fuse(prev) is added to conv(x) first.
-  Tensor forward(Backend& be, const Tensor& x, const Tensor* prev_features) const;
+  // relu(conv(x) + skip(x)); with `prev_pooled` (pool_feature() of the previous
+  // frame's feature map, which has conv(x)'s shape) the TPM term 0.1 * fuse(prev)
+  // is added to conv(x) first.
+  Tensor forward(Backend& be, const Tensor& x, const Tensor* prev_pooled) const;
+
+  // The TPM reads a previous-frame feature map only through its 4x4 average
+  // pool, so that pool is all a caller needs to keep (16x smaller: at a 1440p
+  // frame's full resolution 59 MB instead of 943 MB). Maps smaller than the
+  // window are returned as they are (forward() then names the problem).
+  static Tensor pool_feature(Backend& be, const Tensor& feature);
 
   int64_t out_channels() const { return out_channels_; }
 
  private:
   // alpha * current half + (1 - alpha) * previous half of the Conv1d output,
   // resized back to (H, W).
-  Tensor temporal_term(Backend& be, const Tensor& current, const Tensor& prev) const;
+  Tensor temporal_term(Backend& be, const Tensor& current, const Tensor& prev_pooled) const;
 
   int64_t in_channels_, out_channels_;
   Activation act_;

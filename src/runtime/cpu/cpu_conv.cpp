@@ -254,20 +254,24 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
 
   Tensor out = Tensor::uninitialized({n, o, ho, wo});
   dnnl::stream s(cpu_engine());
-  dnnl::memory user_src(e->user_src, cpu_engine(), const_cast<float*>(x.data()));
-  dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
   dnnl::memory user_dst(e->user_dst, cpu_engine(), out.data());
-  dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
-  dnnl::memory wts = reordered_weights(weight, user_w, e->pd.weights_desc(), s);
   const bool direct_dst = e->pd.dst_desc() == e->user_dst;
   dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e->pd.dst_desc(), cpu_engine());
-
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
-  if (bias)
-    args.emplace(DNNL_ARG_BIAS,
-                 dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
-  e->prim.execute(s, args);
+  {
+    dnnl::memory user_src(e->user_src, cpu_engine(), const_cast<float*>(x.data()));
+    dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
+    dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
+    dnnl::memory wts = reordered_weights(weight, user_w, e->pd.weights_desc(), s);
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
+    if (bias)
+      args.emplace(DNNL_ARG_BIAS,
+                   dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
+    e->prim.execute(s, args);
+    s.wait();
+  }
+  // The blocked copy of the input is gone before the plain output's pages are
+  // written: at a 1440p frame's full-resolution layers each is about 1 GB.
   const int64_t block = residual && !direct_dst ? channel_block(e->pd.dst_desc(), n, o, ho, wo) : 0;
   if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
   s.wait();
