@@ -47,6 +47,11 @@ TEST_P(UNetGolden, OutputWithAndWithoutResiduals) {
   const Tensor out_res = model->forward(sample, t, context, &res);
   report(file + " output_with_residuals", out_res, g->tensor("output_with_residuals"));
   EXPECT_CLOSE(out_res, g->tensor("output_with_residuals"));
+  // Residuals handed over (released as they are added): the same bits.
+  ControlNetResiduals handed = res;
+  const Tensor out_handed = model->forward(sample, t, context, std::move(handed));
+  ASSERT_EQ(out_handed.shape(), out_res.shape());
+  for (int64_t i = 0; i < out_res.numel(); ++i) ASSERT_EQ(out_handed[i], out_res[i]) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, UNetGolden,

@@ -60,6 +60,21 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
                                      const Tensor& encoder_hidden_states,
                                      const ControlNetResiduals* residuals,
                                      std::optional<int64_t> class_label) {
+  return forward_impl(sample, timestep, encoder_hidden_states, residuals, nullptr, class_label);
+}
+
+Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
+                                     const Tensor& encoder_hidden_states,
+                                     ControlNetResiduals&& residuals) {
+  ControlNetResiduals owned = std::move(residuals);
+  return forward_impl(sample, timestep, encoder_hidden_states, &owned, &owned, std::nullopt);
+}
+
+Tensor UNet2DConditionModel::forward_impl(const Tensor& sample, float timestep,
+                                          const Tensor& encoder_hidden_states,
+                                          const ControlNetResiduals* residuals,
+                                          ControlNetResiduals* consumed,
+                                          std::optional<int64_t> class_label) {
   Backend& be = *be_;
   encoder_.check_inputs(sample, encoder_hidden_states);
   const int64_t batch = sample.size(0);
@@ -82,9 +97,11 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
     for (size_t i = 0; i < skips.size(); ++i)
       skips[i] = add_residual(be, skips[i], residuals->down[i],
                               "down residual " + std::to_string(i));
+    if (consumed) consumed->down.clear();
   }
   x = encoder_.mid(x, emb, encoder_hidden_states);
   if (residuals) x = add_residual(be, x, residuals->mid, "mid residual");
+  if (consumed) consumed->mid = Tensor();
 
   for (size_t i = 0; i < up_.size(); ++i) {
     const nn::UpStage& stage = up_[i];

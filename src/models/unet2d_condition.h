@@ -28,12 +28,20 @@ class UNet2DConditionModel {
   Tensor forward(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
                  const ControlNetResiduals* residuals = nullptr,
                  std::optional<int64_t> class_label = std::nullopt);
+  // The same with residuals the U-Net may consume: each is released once added,
+  // so none is held through the up path (at LR 360x640 they are about 1 GB).
+  Tensor forward(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
+                 ControlNetResiduals&& residuals);
 
   int in_channels() const { return static_cast<int>(encoder_.spec().in_channels); }
   int out_channels() const { return static_cast<int>(decoder_.out_channels); }
   const nn::UNetEncoderSpec& spec() const { return encoder_.spec(); }
 
  private:
+  Tensor forward_impl(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
+                      const ControlNetResiduals* residuals, ControlNetResiduals* consumed,
+                      std::optional<int64_t> class_label);
+
   UNet2DConditionModel(const ModelConfig& cfg, const nn::UNetEncoderSpec& enc, WeightScope weights,
                        Backend& be);
 

@@ -51,10 +51,11 @@ Tensor StreamSession::predict_noise_embedded(const Tensor& latents, const Tensor
     return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
   // As the pipeline does: guess mode follows the ControlNet's global_pool_conditions.
   ControlNetModel& cn = *models_.controlnet;
-  const ControlNetResiduals res =
+  // Handed over, so the U-Net releases each residual once it is added.
+  return models_.unet->forward(
+      model_in, timestep, models_.prompt_embeds,
       cn.forward_embedded(model_in, timestep, models_.prompt_embeds, *control_embedding,
-                          options_.conditioning_scale, cn.global_pool_conditions());
-  return models_.unet->forward(model_in, timestep, models_.prompt_embeds, &res);
+                          options_.conditioning_scale, cn.global_pool_conditions()));
 }
 
 Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {
