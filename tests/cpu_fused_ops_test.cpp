@@ -4,8 +4,6 @@
 // bits as the same models run through the separate ops.
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +11,7 @@
 #include "models/temporal_autoencoder_tiny.h"
 #include "models/unet2d_condition.h"
 #include "cpu_forwarding_backend.h"
+#include "test_tensors.h"
 #include "runtime/backend.h"
 
 namespace sdvsr {
@@ -20,28 +19,8 @@ namespace {
 
 Backend& cpu() { return cpu_backend(); }
 
-Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Tensor t = Tensor::uninitialized(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = dist(rng);
-  return t;
-}
-
-// Same shape and the same bytes.
-::testing::AssertionResult SameBits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape())
-    return ::testing::AssertionFailure()
-           << "shapes " << shape_str(a.shape()) << " vs " << shape_str(b.shape());
-  if (a.numel() == 0 ||
-      std::memcmp(a.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0)
-    return ::testing::AssertionSuccess();
-  for (int64_t i = 0; i < a.numel(); ++i)
-    if (std::memcmp(&a.data()[i], &b.data()[i], sizeof(float)) != 0)
-      return ::testing::AssertionFailure()
-             << "first difference at element " << i << ": " << a.data()[i] << " vs " << b.data()[i];
-  return ::testing::AssertionFailure() << "bytes differ";
-}
+using test::random_tensor;
+using test::SameBits;
 
 // Runs `body` with 1 and then 2 threads, restoring the count afterwards.
 template <class Body>

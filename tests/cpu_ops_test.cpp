@@ -4,21 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "runtime/backend.h"
+#include "test_tensors.h"
 
 namespace sdvsr {
 namespace {
 
-Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Tensor t = Tensor::uninitialized(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = dist(rng);
-  return t;
-}
+using test::random_tensor;
 
 // max |out - ref| <= tol * max(1, max|ref|), shapes equal.
 void expect_near_ref(const Tensor& out, const Shape& shape, const std::vector<double>& ref,

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "golden.h"
+#include "models/raft.h"
 #include "reduced_precision_checks.h"
 #include "runtime/device_backend.h"
 #ifdef SDVSR_HAVE_CUDA
@@ -203,6 +205,31 @@ TEST(CudaHalfOps, Attention) {
       EXPECT_TRUE(RelL2Within(be, got, emulated.attention(q, kk, v, k.heads, scale, k.causal),
                               kSameOperandsProduct, what + " vs same operands"));
     }
+  }
+}
+
+// RAFT's weights come from a PyTorch .pth, read into ordinary memory: they
+// go to the device (and, in 16-bit mode, are converted) on the first flow
+// only; a second flow uploads and converts nothing and gives the same flow.
+TEST(CudaHalfOps, RaftWeightsFromAPthGoUpOnce) {
+  REQUIRE_CUDA();
+  auto golden = test::open_case("raft.safetensors");
+  const Tensor image1 = golden->tensor("image1"), image2 = golden->tensor("image2");
+  for (ComputeDtype d : {ComputeDtype::kFloat32, ComputeDtype::kFloat16, ComputeDtype::kBFloat16}) {
+    SCOPED_TRACE(compute_dtype_name(d));
+    Backend& be = backend_for_device("cuda", d);
+    auto raft = Raft::load(test::golden_path("tiny/raft/raft_large.pth"), be);
+#ifdef SDVSR_HAVE_CUDA
+    auto& cuda = static_cast<CudaBackend&>(be);
+    const int64_t uploads0 = cuda.weight_uploads(), copies0 = cuda.reduced_weight_copies();
+    const Tensor first = be.to_host(raft->flow(image1, image2));
+    const int64_t uploads = cuda.weight_uploads(), copies = cuda.reduced_weight_copies();
+    EXPECT_GT(uploads + copies, uploads0 + copies0) << "no weight was cached at all";
+    const Tensor second = be.to_host(raft->flow(image1, image2));
+    EXPECT_EQ(cuda.weight_uploads(), uploads) << "RAFT weights were uploaded again";
+    EXPECT_EQ(cuda.reduced_weight_copies(), copies) << "RAFT weights were converted again";
+    EXPECT_EQ(second.to_vector(), first.to_vector());
+#endif
   }
 }
 

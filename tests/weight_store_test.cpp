@@ -5,6 +5,7 @@
 
 #include "golden.h"
 #include "weights/safetensors.h"
+#include "weights/torch_checkpoint.h"
 
 namespace sdvsr {
 namespace {
@@ -59,6 +60,31 @@ TEST(WeightStore, FromSafetensorsIsLazyAndZeroCopy) {
   exercise(WeightStore::from_safetensors(path), path);
   auto s = WeightStore::from_safetensors(path);
   EXPECT_TRUE(s->get("pos_ids", {3}).is_borrowed());
+}
+
+// Weights read into memory (a PyTorch checkpoint, a converted float16 file)
+// are handed out read-only like mapped ones, without a copy: backends keep
+// their device uploads and 16-bit conversions per weight storage on that
+// promise, so RAFT's .pth weights go to a GPU once, not on every call.
+TEST(WeightStore, WeightsInMemoryAreHandedOutReadOnlyWithoutACopy) {
+  std::map<std::string, Tensor> tensors = sample();
+  const void* storage = tensors.at("down.0.conv.bias").storage_ptr();
+  auto s = WeightStore::from_tensors(std::move(tensors), "mem");
+  Tensor bias = s->get("down.0.conv.bias", {2});
+  EXPECT_TRUE(bias.is_borrowed());
+  EXPECT_EQ(bias.storage_ptr(), storage);
+  EXPECT_THROW(bias.data(), std::logic_error);
+  EXPECT_EQ(bias.to_vector(), (std::vector<float>{3, 4}));
+  EXPECT_FALSE(bias.storage_owner().expired());
+
+  auto raft = WeightStore::from_tensors(load_torch_checkpoint(test::golden_path("tiny/raft/raft_large.pth")),
+                                        "raft_large.pth");
+  ASSERT_FALSE(raft->keys_with_prefix("feature_encoder.").empty());
+  for (const std::string& key : raft->keys_with_prefix("feature_encoder.")) {
+    Tensor w = raft->get(key, raft->shape_of(key));
+    EXPECT_TRUE(w.is_borrowed()) << key;
+    EXPECT_THROW(w.data(), std::logic_error) << key;
+  }
 }
 
 TEST(WeightStore, GoldenUnetKeys) {

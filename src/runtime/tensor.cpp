@@ -90,6 +90,12 @@ Tensor Tensor::wrap(Device device, Shape shape, float* data, std::shared_ptr<con
   return t;
 }
 
+Tensor Tensor::frozen() const {
+  Tensor t = *this;
+  t.borrowed_ = true;
+  return t;
+}
+
 void Tensor::throw_not_host() const {
   throw std::logic_error("host access to a tensor on " + std::string(device_name(device_)) +
                          " " + shape_str(shape_) + ": copy it with Backend::to_host() first");

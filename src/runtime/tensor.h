@@ -65,6 +65,12 @@ class Tensor {
   Tensor clone() const;  // host tensors only
   std::vector<float> to_vector() const;  // host tensors only
   bool is_borrowed() const { return borrowed_; }
+  // The same storage, read-only through the returned tensor like a borrowed
+  // one. Model weights are handed out frozen (WeightStore::get), which is what
+  // lets a backend keep derived copies (a device upload, a 16-bit conversion)
+  // for as long as the storage lives, whether it was mapped from a file or
+  // converted into memory at load.
+  Tensor frozen() const;
   // The object that keeps this tensor's storage alive, for caches keyed on
   // storage identity (derived data such as reordered weights): the weak_ptr
   // expires when the storage is freed, and while it is held no new storage can

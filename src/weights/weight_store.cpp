@@ -38,7 +38,9 @@ Tensor WeightStore::get(const std::string& key, const Shape& expected) {
     throw std::runtime_error(source_ + ": tensor '" + key + "' has shape " + shape_str(actual) +
                              " but the model expects " + shape_str(expected));
   used_.insert(key);
-  return file_ ? file_->tensor(key) : tensors_.at(key);
+  // Frozen: weights are never written after loading, and backends key their
+  // uploaded/converted copies on that (runtime/cuda: Context::input, reduced).
+  return (file_ ? file_->tensor(key) : tensors_.at(key)).frozen();
 }
 
 std::vector<std::string> WeightStore::keys_with_prefix(const std::string& prefix) const {

@@ -2,6 +2,7 @@
 // The CPU backend: oneDNN for convolutions and matrix products, OpenMP loops
 // for everything else. One method family per file (cpu_conv.cpp, cpu_matmul.cpp,
 // cpu_norm.cpp, cpu_elementwise.cpp, cpu_resample.cpp, cpu_raft.cpp).
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -84,5 +85,12 @@ void check(bool ok, const char* op, const std::string& message);
 // reorders those on every call. Weights mapped from a file are always cached
 // (their mapped pages are given back, see cpu_conv.cpp).
 void set_conv_weight_cache_mb(long long mb);
+
+// Bytes of input plus output rows one convolution band covers (default 64 MiB):
+// larger convolutions run in bands of output rows, so oneDNN's blocked copies
+// are band-sized. 0 turns banding off. Results are the same either way.
+void set_conv_band_bytes(size_t bytes);
+// Convolution bands run so far (one per unbanded call), for tests.
+long long conv_bands_run();
 
 }  // namespace sdvsr

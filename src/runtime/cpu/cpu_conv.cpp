@@ -1,7 +1,8 @@
 // conv2d through oneDNN. Primitive descriptors are cached per shape; inputs
 // and outputs are reordered between PyTorch's plain layouts and whatever
-// blocked layout oneDNN picks for speed. Weights are reordered once: the
-// blocked copy is cached per weight storage (see reordered_weights).
+// blocked layout oneDNN picks for speed, in bands of output rows when large
+// (see conv_bands). Weights are reordered once: the blocked copy is cached per
+// weight storage (see reordered_weights).
 #include <dnnl.hpp>
 
 #include <algorithm>
@@ -27,13 +28,15 @@ using dt = dnnl::memory::data_type;
 
 dnnl::engine& cpu_engine() { return cpu::dnnl_engine(); }
 
-// Everything that determines the primitive.
+// Everything that determines the primitive: the (band's) input shape, the
+// kernel, strides, the top/bottom/side padding, dilation, groups and bias.
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t,  // N C H W
                            int64_t, int64_t, int64_t,            // O kh kw
-                           int, int, int, int, int, int, int, bool>;
+                           int, int, int64_t, int64_t, int,      // stride h/w, pad top/bottom/side
+                           int, int, int, bool>;                 // dilation h/w, groups, bias
 
 struct ConvEntry {
-  dnnl::memory::desc user_src, user_weights, user_bias, user_dst;
+  dnnl::memory::desc user_weights, user_bias;
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
 };
@@ -43,9 +46,9 @@ std::map<ConvKey, std::shared_ptr<const ConvEntry>> g_conv_cache;
 
 std::shared_ptr<const ConvEntry> make_entry(int64_t n, int64_t c, int64_t h, int64_t w,
                                             int64_t o, int64_t kh, int64_t kw, int64_t ho,
-                                            int64_t wo, const Conv2dParams& p, bool has_bias) {
+                                            int64_t wo, const Conv2dParams& p, int64_t pad_top,
+                                            int64_t pad_bottom, bool has_bias) {
   auto e = std::make_shared<ConvEntry>();
-  e->user_src = dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nchw);
   if (p.groups == 1) {
     e->user_weights = dnnl::memory::desc({o, c, kh, kw}, dt::f32, tag::oihw);
   } else {
@@ -53,7 +56,6 @@ std::shared_ptr<const ConvEntry> make_entry(int64_t n, int64_t c, int64_t h, int
                                          dt::f32, tag::goihw);
   }
   e->user_bias = dnnl::memory::desc({o}, dt::f32, tag::x);
-  e->user_dst = dnnl::memory::desc({n, o, ho, wo}, dt::f32, tag::nchw);
 
   dnnl::memory::desc any_src({n, c, h, w}, dt::f32, tag::any);
   dnnl::memory::desc any_dst({n, o, ho, wo}, dt::f32, tag::any);
@@ -62,8 +64,8 @@ std::shared_ptr<const ConvEntry> make_entry(int64_t n, int64_t c, int64_t h, int
   // output size agree with PyTorch's floor.
   dnnl::memory::dims strides = {p.stride_h, p.stride_w};
   dnnl::memory::dims dilates = {p.dilation_h - 1, p.dilation_w - 1};
-  dnnl::memory::dims pad_l = {p.pad_h, p.pad_w};
-  dnnl::memory::dims pad_r = {p.pad_h, p.pad_w};
+  dnnl::memory::dims pad_l = {pad_top, p.pad_w};
+  dnnl::memory::dims pad_r = {pad_bottom, p.pad_w};
   auto desc = has_bias
                   ? dnnl::convolution_forward::desc(
                         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
@@ -188,30 +190,112 @@ int64_t channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t
 }
 
 // out[i, ch, p] = residual[i, ch, p] + src(i, ch, p) over [n, c, hw], where src
-// is channel-blocked by kBlock (nChw<kBlock>c, channels padded to the block) or,
-// for kBlock 1, plain NCHW (then src may be out itself). Positions go in tiles
-// so a tile of the blocked source stays in L1 while its channels are written.
+// is channel-blocked by kBlock (nChw<kBlock>c over exactly hw positions,
+// channels padded to the block) or, for kBlock 1, plain with planes
+// `plane_stride` apart like out and residual (then src may be out itself).
+// Positions go in tiles so a tile of the blocked source stays in L1 while its
+// channels are written.
 template <int64_t kBlock>
 void add_unblocking(const float* src, const float* residual, float* out, int64_t n, int64_t c,
-                    int64_t hw) {
+                    int64_t hw, int64_t plane_stride) {
   constexpr int64_t kTile = 256;
   const int64_t blocks = (c + kBlock - 1) / kBlock;
   const int64_t tiles = (hw + kTile - 1) / kTile;
+  const int64_t src_block_stride = kBlock == 1 ? plane_stride : hw * kBlock;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t nb = 0; nb < n * blocks; ++nb) {
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t image = nb / blocks, c0 = (nb % blocks) * kBlock;
       const int64_t i0 = t * kTile, i1 = std::min(hw, i0 + kTile);
       const int64_t count = std::min(kBlock, c - c0);
-      const float* block_src = src + nb * hw * kBlock;
+      const float* block_src = src + nb * src_block_stride;
       for (int64_t k = 0; k < count; ++k) {
-        const int64_t plane = (image * c + c0 + k) * hw;
+        const int64_t plane = (image * c + c0 + k) * plane_stride;
         const float* r = residual + plane;
         float* d = out + plane;
         for (int64_t i = i0; i < i1; ++i) d[i] = r[i] + block_src[i * kBlock + k];
       }
     }
   }
+}
+
+// ---- bands of output rows ----
+// oneDNN computes in its own blocked layout, so a convolution holds a blocked
+// copy of its input and of its output besides the plain tensors. At a 1440p
+// frame's full-resolution layers each copy is about 1 GB, so large
+// convolutions run in bands of output rows: each band reorders only the input
+// rows it reads (its halo included) and writes its rows straight into the
+// plain output. Inside the image a band has real rows where the whole
+// convolution has them, so every output value is the same sum of the same
+// products (tests/cpu_conv_band_test.cpp compares the bits).
+std::atomic<size_t> g_band_bytes{size_t{64} << 20};
+std::atomic<long long> g_bands_run{0};
+
+struct ConvBand {
+  int64_t out_row = 0, out_rows = 0;  // the output rows [out_row, out_row + out_rows)
+  int64_t in_row = 0, in_rows = 0;    // the input rows read, clipped to the image
+  int64_t pad_top = 0, pad_bottom = 0;
+};
+
+std::vector<ConvBand> conv_bands(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
+                                 int64_t ho, int64_t wo, int64_t kh, const Conv2dParams& p) {
+  const int64_t span = p.dilation_h * (kh - 1) + 1;  // input rows under one output row
+  const size_t in_row_bytes = static_cast<size_t>(n * c * w) * sizeof(float);
+  const size_t out_row_bytes = static_cast<size_t>(n * o * wo) * sizeof(float);
+  const size_t budget = g_band_bytes.load();
+  const size_t whole = in_row_bytes * static_cast<size_t>(h) + out_row_bytes * static_cast<size_t>(ho);
+  int64_t rows = ho;
+  if (budget > 0 && whole > budget) {
+    const size_t per_row = in_row_bytes * static_cast<size_t>(p.stride_h) + out_row_bytes;
+    const size_t halo = in_row_bytes * static_cast<size_t>(span);
+    rows = budget > halo ? static_cast<int64_t>((budget - halo) / per_row) : 1;
+    rows = std::clamp<int64_t>(rows, 1, ho);
+    // Equal bands (the last no smaller than needed): fewer distinct primitives.
+    const int64_t count = (ho + rows - 1) / rows;
+    rows = (ho + count - 1) / count;
+  }
+  std::vector<ConvBand> bands;
+  for (int64_t y = 0; y < ho; y += rows) {
+    ConvBand b;
+    b.out_row = y;
+    b.out_rows = std::min(rows, ho - y);
+    if (b.out_rows == ho) {  // one band: the whole convolution, as PyTorch pads it
+      b.in_row = 0;
+      b.in_rows = h;
+      b.pad_top = b.pad_bottom = p.pad_h;
+    } else {
+      const int64_t first = y * p.stride_h - p.pad_h;
+      const int64_t last = (y + b.out_rows - 1) * p.stride_h - p.pad_h + span;  // exclusive
+      b.in_row = std::max<int64_t>(first, 0);
+      b.in_rows = std::min(last, h) - b.in_row;
+      b.pad_top = b.in_row - first;
+      b.pad_bottom = last - std::min(last, h);
+    }
+    bands.push_back(b);
+  }
+  return bands;
+}
+
+std::shared_ptr<const ConvEntry> conv_entry(int64_t n, int64_t c, int64_t w, int64_t o,
+                                            int64_t kh, int64_t kw, int64_t wo,
+                                            const Conv2dParams& p, const ConvBand& b,
+                                            bool has_bias) {
+  ConvKey key{n,          c,          b.in_rows,       w,          o,        kh,
+              kw,         p.stride_h, p.stride_w,      b.pad_top,  b.pad_bottom, p.pad_w,
+              p.dilation_h, p.dilation_w, p.groups,    has_bias};
+  std::lock_guard<std::mutex> lock(g_conv_mutex);
+  auto it = g_conv_cache.find(key);
+  if (it == g_conv_cache.end())
+    it = g_conv_cache
+             .emplace(key, make_entry(n, c, b.in_rows, w, o, kh, kw, b.out_rows, wo, p, b.pad_top,
+                                      b.pad_bottom, has_bias))
+             .first;
+  return it->second;
+}
+
+// A plain NCHW view of rows [row, row + rows) of an [n, c, h, w] tensor.
+dnnl::memory::desc rows_view(int64_t n, int64_t c, int64_t h, int64_t w, int64_t rows) {
+  return dnnl::memory::desc({n, c, rows, w}, dt::f32, {c * h * w, h * w, w, 1});
 }
 
 // conv2d, plus `residual` (same shape as the output) when given: the sum is
@@ -241,48 +325,48 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
              "residual " + (residual ? shape_str(residual->shape()) : std::string()) +
                  " does not match the output " + shape_str(Shape{n, o, ho, wo}));
 
-  ConvKey key{n, c, h, w, o, kh, kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
-              p.dilation_h, p.dilation_w, p.groups, bias != nullptr};
-  std::shared_ptr<const ConvEntry> e;
-  {
-    std::lock_guard<std::mutex> lock(g_conv_mutex);
-    auto it = g_conv_cache.find(key);
-    if (it == g_conv_cache.end())
-      it = g_conv_cache.emplace(key, make_entry(n, c, h, w, o, kh, kw, ho, wo, p, bias)).first;
-    e = it->second;
-  }
-
   Tensor out = Tensor::uninitialized({n, o, ho, wo});
+  float* out_data = out.data();
   dnnl::stream s(cpu_engine());
-  dnnl::memory user_dst(e->user_dst, cpu_engine(), out.data());
-  const bool direct_dst = e->pd.dst_desc() == e->user_dst;
-  dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e->pd.dst_desc(), cpu_engine());
-  {
-    dnnl::memory user_src(e->user_src, cpu_engine(), const_cast<float*>(x.data()));
-    dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
-    dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
-    dnnl::memory wts = reordered_weights(weight, user_w, e->pd.weights_desc(), s);
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
-    if (bias)
-      args.emplace(DNNL_ARG_BIAS,
-                   dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
-    e->prim.execute(s, args);
+  const std::vector<ConvBand> bands = conv_bands(n, c, h, w, o, ho, wo, kh, p);
+  g_bands_run += static_cast<long long>(bands.size());
+  for (const ConvBand& b : bands) {
+    const std::shared_ptr<const ConvEntry> e = conv_entry(n, c, w, o, kh, kw, wo, p, b, bias);
+    float* band_out = out_data + b.out_row * wo;
+    const dnnl::memory::desc dst_view = rows_view(n, o, ho, wo, b.out_rows);
+    dnnl::memory user_dst(dst_view, cpu_engine(), band_out);
+    const bool direct_dst = e->pd.dst_desc() == dst_view;
+    dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e->pd.dst_desc(), cpu_engine());
+    {
+      dnnl::memory user_src(rows_view(n, c, h, w, b.in_rows), cpu_engine(),
+                            const_cast<float*>(x.data()) + b.in_row * w);
+      dnnl::memory user_w(e->user_weights, cpu_engine(), const_cast<float*>(weight.data()));
+      dnnl::memory src = as_layout(user_src, e->pd.src_desc(), s);
+      dnnl::memory wts = reordered_weights(weight, user_w, e->pd.weights_desc(), s);
+      std::unordered_map<int, dnnl::memory> args{
+          {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
+      if (bias)
+        args.emplace(DNNL_ARG_BIAS,
+                     dnnl::memory(e->user_bias, cpu_engine(), const_cast<float*>(bias->data())));
+      e->prim.execute(s, args);
+      s.wait();
+    }
+    // The blocked copy of the input is gone before the plain output's pages are
+    // written.
+    const int64_t hw = b.out_rows * wo;
+    const int64_t block =
+        residual && !direct_dst ? channel_block(e->pd.dst_desc(), n, o, b.out_rows, wo) : 0;
+    if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
     s.wait();
-  }
-  // The blocked copy of the input is gone before the plain output's pages are
-  // written: at a 1440p frame's full-resolution layers each is about 1 GB.
-  const int64_t block = residual && !direct_dst ? channel_block(e->pd.dst_desc(), n, o, ho, wo) : 0;
-  if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
-  s.wait();
-  if (residual) {
-    const float* blocked = block ? static_cast<const float*>(dst.get_data_handle()) : out.data();
+    if (!residual) continue;
+    const float* band_residual = residual->data() + b.out_row * wo;
+    const float* blocked = static_cast<const float*>(dst.get_data_handle());
     if (block == 8) {
-      add_unblocking<8>(blocked, residual->data(), out.data(), n, o, ho * wo);
+      add_unblocking<8>(blocked, band_residual, band_out, n, o, hw, ho * wo);
     } else if (block == 16) {
-      add_unblocking<16>(blocked, residual->data(), out.data(), n, o, ho * wo);
+      add_unblocking<16>(blocked, band_residual, band_out, n, o, hw, ho * wo);
     } else {
-      add_unblocking<1>(blocked, residual->data(), out.data(), n, o, ho * wo);
+      add_unblocking<1>(band_out, band_residual, band_out, n, o, hw, ho * wo);
     }
   }
   return out;
@@ -301,5 +385,9 @@ Tensor CpuBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tenso
 }
 
 void set_conv_weight_cache_mb(long long mb) { g_weights_cache_mb.store(mb < 0 ? 0 : mb); }
+
+void set_conv_band_bytes(size_t bytes) { g_band_bytes.store(bytes); }
+
+long long conv_bands_run() { return g_bands_run.load(); }
 
 }  // namespace sdvsr

@@ -118,6 +118,7 @@ Tensor Context::input(const Tensor& x) {
   std::erase_if(entries, [](const Upload& u) { return u.owner.expired(); });
   Tensor d = upload(x);
   entries.push_back(Upload{owner, x.numel(), d});
+  ++weight_uploads_;
   return d;
 }
 
@@ -211,6 +212,8 @@ void CudaBackend::reset_peak_device_memory() {
 }
 
 int64_t CudaBackend::reduced_weight_copies() { return ctx_->reduced_copies_made(); }
+
+int64_t CudaBackend::weight_uploads() { return ctx_->weight_uploads(); }
 
 CudaBackend& cuda_backend(int index, ComputeDtype dtype) {
   static std::mutex mutex;

@@ -95,6 +95,8 @@ class CudaBackend final : public Backend {
   cuda::Context& context() { return *ctx_; }
   // How many 16-bit weight copies this backend has made (each weight once).
   int64_t reduced_weight_copies();
+  // How many read-only host tensors (weights) it has uploaded (each once).
+  int64_t weight_uploads();
 
  private:
   // conv2d in float16 / bfloat16 with float32 compute into `out` (cuda_conv.cpp).

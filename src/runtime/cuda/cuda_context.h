@@ -71,8 +71,14 @@ struct Context {
   // Scratch device memory freed when the returned owner dies (stream-ordered).
   std::shared_ptr<void> scratch(size_t bytes);
   // x readable on the device: kCuda tensors as they are; host tensors uploaded,
-  // once per storage for borrowed (read-only, e.g. mapped weights) ones.
+  // once per storage for read-only ones (borrowed or frozen: model weights,
+  // whether mapped from a file or converted at load).
   Tensor input(const Tensor& x);
+  // Read-only host tensors uploaded so far (cache misses of input()).
+  int64_t weight_uploads() {
+    std::lock_guard<std::mutex> lock(upload_mutex_);
+    return weight_uploads_;
+  }
   // Host copy (synchronises the stream).
   Tensor download(const Tensor& x);
   // x's values rounded to this context's 16-bit dtype (round to nearest even),
@@ -99,6 +105,7 @@ struct Context {
   };
   std::mutex upload_mutex_;
   std::unordered_map<const void*, std::vector<Upload>> uploads_;
+  int64_t weight_uploads_ = 0;
 
   // 16-bit copies of weights, keyed by (storage address, device) and checked
   // by owner and element count like the uploads.
