@@ -7,7 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
+#include "golden.h"
+#include "models/temporal_autoencoder_tiny.h"
+#include "models/unet2d_condition.h"
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "test_tensors.h"
@@ -98,6 +102,32 @@ TEST(CpuConvBands, WithoutBias) {
 
 TEST(CpuConvBands, FusedResidualEqualsTheWholeConvolution) {
   for (const BandCase& c : kCases) expect_bands_match(c, /*bias=*/true, /*residual=*/true);
+}
+
+// Whole golden models (U-Net and temporal VAE) give the same bits with every
+// convolution split into bands as with none split.
+TEST(CpuConvBands, GoldenModelsSameBitsBandedAndWhole) {
+  auto unet = UNet2DConditionModel::load(test::golden_path("tiny/unet"), cpu_backend());
+  auto vae = TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), cpu_backend());
+  auto g = test::open_case("unet_odd.safetensors");
+  const Tensor sample = g->tensor("sample");
+  const Tensor context = g->tensor("encoder_hidden_states");
+  const float t = static_cast<float>(g->int64_values("timestep").at(0));
+  const Tensor image = test::open_case("temporal_vae.safetensors")->tensor("encode.input");
+  auto run_all = [&] {
+    std::vector<Tensor> out{unet->forward(sample, t, context), vae->encode(image)};
+    const std::vector<Tensor> feats = vae->temporal_features(image);
+    out.push_back(vae->decode(out[1], &feats));
+    return out;
+  };
+  set_conv_band_bytes(0);
+  const std::vector<Tensor> whole = run_all();
+  set_conv_band_bytes(4096);  // a few rows per band at these sizes
+  const long long before = conv_bands_run();
+  const std::vector<Tensor> banded = run_all();
+  EXPECT_GT(conv_bands_run() - before, 200) << "the models' convolutions were not split";
+  set_conv_band_bytes(size_t{64} << 20);
+  for (size_t i = 0; i < whole.size(); ++i) EXPECT_TRUE(SameBits(banded[i], whole[i])) << i;
 }
 
 // The default budget leaves small convolutions whole and splits large ones.

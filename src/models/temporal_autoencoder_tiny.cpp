@@ -106,7 +106,7 @@ size_t TemporalAutoencoderTiny::num_temporal_blocks() const {
                     [](const Layer& l) { return l.kind == Layer::Kind::kBlock; }));
 }
 
-Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, const Tensor& x,
+Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, Tensor x,
                                           const Tensor* prev) const {
   switch (layer.kind) {
     case Layer::Kind::kConv: {
@@ -116,7 +116,7 @@ Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, const Tensor& x,
       return be_.conv2d(x, layer.weight, layer.bias.defined() ? &layer.bias : nullptr, p);
     }
     case Layer::Kind::kActivation:
-      return be_.activation(x, config_.activation);
+      return be_.activation_in_place(std::move(x), config_.activation);
     case Layer::Kind::kUpsample: {
       const int64_t f = config_.upsampling_scaling_factor;
       if (config_.upsample_bilinear)
@@ -140,7 +140,7 @@ Tensor TemporalAutoencoderTiny::encode(const Tensor& image) {
   check_image(image, "encode");
   // TAESD works on [0, 1] images.
   Tensor x = be_.scale(be_.add_scalar(image, 1.0f), 0.5f);
-  for (const Layer& l : encoder_layers_) x = run_layer(l, x, nullptr);
+  for (const Layer& l : encoder_layers_) x = run_layer(l, std::move(x), nullptr);
   return x;
 }
 
@@ -151,7 +151,7 @@ void TemporalAutoencoderTiny::run_encoder_blocks(
   size_t end = encoder_layers_.size();
   while (end > 0 && encoder_layers_[end - 1].kind != Layer::Kind::kBlock) --end;
   for (size_t i = 0; i < end; ++i) {
-    x = run_layer(encoder_layers_[i], x, nullptr);
+    x = run_layer(encoder_layers_[i], std::move(x), nullptr);
     if (encoder_layers_[i].kind == Layer::Kind::kBlock) each_block(x);
   }
 }
@@ -198,7 +198,7 @@ Tensor TemporalAutoencoderTiny::decode(const Tensor& latent,
   for (const Layer& l : decoder_layers_) {
     const Tensor* prev = nullptr;
     if (l.kind == Layer::Kind::kBlock && temporal_features) prev = &(*temporal_features)[block++];
-    x = run_layer(l, x, prev);
+    x = run_layer(l, std::move(x), prev);
   }
   // [0, 1] -> [-1, 1], unclamped.
   return be_.add_scalar(be_.scale(x, 2.0f), -1.0f);

@@ -80,7 +80,9 @@ class TemporalAutoencoderTiny {
   void build_decoder(const WeightScope& w);
   static Layer conv_layer(const WeightScope& w, int64_t index, int64_t in, int64_t out,
                           int stride, bool bias);
-  Tensor run_layer(const Layer& layer, const Tensor& x, const Tensor* prev) const;
+  // Takes x by value so an activation layer can work in place on a tensor
+  // the loop gave up.
+  Tensor run_layer(const Layer& layer, Tensor x, const Tensor* prev) const;
   // The encoder up to its last block; `each_block` gets every block's output.
   void run_encoder_blocks(const Tensor& image, const std::function<void(const Tensor&)>& each_block);
   void check_image(const Tensor& image, const char* what) const;

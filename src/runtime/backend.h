@@ -154,6 +154,15 @@ class Backend {
     return mul(slice(x, last, 0, inner),
                activation(slice(x, last, inner, 2 * inner), Activation::kGELU));
   }
+
+  // ---- in-place forms: the caller gives its first tensor up (pass a temporary
+  // or std::move). When nothing else refers to that storage a backend may
+  // write the result there instead of allocating another tensor of the same
+  // size (at a 1440p frame's full-resolution layers, 1 GB each). The values
+  // are those of the ordinary op; these defaults call it (cpu: in place). ----
+  virtual Tensor activation_in_place(Tensor x, Activation a) { return activation(x, a); }
+  virtual Tensor add_in_place(Tensor a, const Tensor& b) { return add(a, b); }
+  virtual Tensor scale_in_place(Tensor x, float s) { return scale(x, s); }
 };
 
 // The process-wide CPU backend.

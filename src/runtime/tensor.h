@@ -71,6 +71,11 @@ class Tensor {
   // for as long as the storage lives, whether it was mapped from a file or
   // converted into memory at load.
   Tensor frozen() const;
+  // Writable host storage that no other tensor (copy, reshape) shares: what a
+  // backend checks before computing into a tensor its caller gave up.
+  bool is_sole_writable_host_copy() const {
+    return device_ == Device::kCpu && !borrowed_ && data_ && owner_.use_count() == 1;
+  }
   // The object that keeps this tensor's storage alive, for caches keyed on
   // storage identity (derived data such as reordered weights): the weak_ptr
   // expires when the storage is freed, and while it is held no new storage can

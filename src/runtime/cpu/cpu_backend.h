@@ -65,6 +65,9 @@ class CpuBackend final : public Backend {
   // Fused ops, bit-identical to the compositions in backend.h.
   Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                         float eps, Activation a) override;
+  Tensor activation_in_place(Tensor x, Activation a) override;
+  Tensor add_in_place(Tensor a, const Tensor& b) override;
+  Tensor scale_in_place(Tensor x, float s) override;
   Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                     const Conv2dParams& p, const Tensor& residual) override;
   Tensor geglu(const Tensor& x) override;

@@ -10,14 +10,17 @@
 namespace sdvsr {
 namespace {
 
+// d[i] = f(s[i]); d may be s.
+template <typename F>
+void map_unary_into(const float* s, float* d, int64_t n, F f) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) d[i] = f(s[i]);
+}
+
 template <typename F>
 Tensor map_unary(const Tensor& x, F f) {
   Tensor out = Tensor::uninitialized(x.shape());
-  const float* s = x.data();
-  float* d = out.data();
-  const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) d[i] = f(s[i]);
+  map_unary_into(x.data(), out.data(), x.numel(), f);
   return out;
 }
 
@@ -104,6 +107,41 @@ Tensor CpuBackend::geglu(const Tensor& x) {
 
 Tensor CpuBackend::add(const Tensor& a, const Tensor& b) {
   return map_binary(a, b, "add", [](float u, float v) { return u + v; });
+}
+
+// ---- in place when the caller gave up the only reference (same arithmetic) ----
+Tensor CpuBackend::activation_in_place(Tensor x, Activation a) {
+  if (!x.is_sole_writable_host_copy()) return activation(x, a);
+  dnnl::algorithm alg;
+  float alpha;
+  if (cpu::eltwise_for(a, alg, alpha)) {
+    cpu::dnnl_eltwise_span(x.data(), x.data(), x.numel(), alg, alpha);  // in place
+    return x;
+  }
+  if (a == Activation::kNone) return x;
+  if (a == Activation::kReLU) {
+    map_unary_into(x.data(), x.data(), x.numel(), [](float v) { return cpu::relu(v); });
+    return x;
+  }
+  return activation(x, a);  // reports the unknown activation
+}
+
+Tensor CpuBackend::add_in_place(Tensor a, const Tensor& b) {
+  if (!a.is_sole_writable_host_copy()) return add(a, b);
+  cpu::check(a.shape() == b.shape(), "add",
+             "shapes differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+  float* d = a.data();
+  const float* sb = b.data();
+  const int64_t n = a.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) d[i] = d[i] + sb[i];
+  return a;
+}
+
+Tensor CpuBackend::scale_in_place(Tensor x, float s) {
+  if (!x.is_sole_writable_host_copy()) return scale(x, s);
+  map_unary_into(x.data(), x.data(), x.numel(), [s](float v) { return v * s; });
+  return x;
 }
 Tensor CpuBackend::sub(const Tensor& a, const Tensor& b) {
   return map_binary(a, b, "sub", [](float u, float v) { return u - v; });
