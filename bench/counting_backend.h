@@ -72,6 +72,16 @@ class CountingBackend final : public Backend {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });
   }
   Tensor geglu(const Tensor& x) override { return timed("geglu", [&] { return inner_.geglu(x); }); }
+  // The in-place forms too (their memory saving is part of what peak_mem_mb measures).
+  Tensor activation_in_place(Tensor x, Activation a) override {
+    return timed("activation", [&] { return inner_.activation_in_place(std::move(x), a); });
+  }
+  Tensor add_in_place(Tensor a, const Tensor& b) override {
+    return timed("add", [&] { return inner_.add_in_place(std::move(a), b); });
+  }
+  Tensor scale_in_place(Tensor x, float s) override {
+    return timed("scale", [&] { return inner_.scale_in_place(std::move(x), s); });
+  }
 
   Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                     float eps) override {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "golden.h"
+#include "models/controlnet.h"
 #include "models/temporal_autoencoder_tiny.h"
 #include "models/unet2d_condition.h"
 #include "cpu_forwarding_backend.h"
@@ -191,6 +192,23 @@ TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
     EXPECT_TRUE(SameBits(fused_model->forward(sample, t, context),
                          unfused_model->forward(sample, t, context)));
   }
+}
+
+// The golden tiny ControlNet: conv_in and the conditioning embedding's sum in
+// one op (conv2d_add), and the embedding's in-place activations.
+TEST(CpuFusedOps, GoldenControlNetSameBitsFusedAndUnfused) {
+  UnfusedCpu unfused;
+  auto fused_model = ControlNetModel::load(test::golden_path("tiny/controlnet"), cpu());
+  auto unfused_model = ControlNetModel::load(test::golden_path("tiny/controlnet"), unfused);
+  auto g = test::open_case("controlnet.safetensors");
+  const Tensor sample = g->tensor("sample"), context = g->tensor("encoder_hidden_states");
+  const Tensor cond = g->tensor("controlnet_cond");
+  const float t = static_cast<float>(g->int64_values("timestep").at(0));
+  const ControlNetResiduals a = fused_model->forward(sample, t, context, cond, 1.0f);
+  const ControlNetResiduals b = unfused_model->forward(sample, t, context, cond, 1.0f);
+  ASSERT_EQ(a.down.size(), b.down.size());
+  for (size_t i = 0; i < a.down.size(); ++i) EXPECT_TRUE(SameBits(a.down[i], b.down[i])) << i;
+  EXPECT_TRUE(SameBits(a.mid, b.mid));
 }
 
 // The golden tiny temporal VAE: without temporal features its blocks add the

@@ -68,8 +68,8 @@ Tensor ControlNetModel::condition_embedding(const Tensor& controlnet_cond) const
     for (int64_t i = c.size(1) - 1; i >= 0; --i) channels.push_back(be.slice(c, 1, i, i + 1));
     c = be.concat(channels, 1);
   }
-  Tensor e = be.activation(cond_in_(c), Activation::kSiLU);
-  for (const auto& conv : cond_blocks_) e = be.activation(conv(e), Activation::kSiLU);
+  Tensor e = be.activation_in_place(cond_in_(c), Activation::kSiLU);
+  for (const auto& conv : cond_blocks_) e = be.activation_in_place(conv(e), Activation::kSiLU);
   return cond_out_(e);
 }
 
@@ -91,13 +91,14 @@ ControlNetResiduals ControlNetModel::forward_embedded(const Tensor& sample, floa
   Backend& be = *be_;
   encoder_.check_inputs(sample, encoder_hidden_states);
   Tensor emb = encoder_.time_embedding(timestep, sample.size(0), class_label);
-  Tensor x = encoder_.conv_in(sample);
-  if (x.shape() != cond_embedding.shape())
+  const Shape conv_in_shape = encoder_.conv_in_shape(sample.shape());
+  if (conv_in_shape != cond_embedding.shape())
     throw std::runtime_error(origin_ + ": the conditioning embedding is " +
                              shape_str(cond_embedding.shape()) + " but conv_in(sample) is " +
-                             shape_str(x.shape()) +
+                             shape_str(conv_in_shape) +
                              " (controlnet_cond must reduce to the latent size)");
-  x = be.add(x, cond_embedding);
+  // conv_in(sample) + embedding in one op (the same bits as the separate add).
+  Tensor x = encoder_.conv_in_add(sample, cond_embedding);
 
   std::vector<Tensor> skips;
   x = encoder_.down(x, emb, encoder_hidden_states, skips);

@@ -75,6 +75,18 @@ Tensor UNetEncoder::conv_in(const Tensor& sample) const {
   return conv_in_(sample);
 }
 
+Tensor UNetEncoder::conv_in_add(const Tensor& sample, const Tensor& residual) const {
+  if (spec_.center_input_sample)
+    return conv_in_.forward_add(be_->add_scalar(be_->scale(sample, 2.0f), -1.0f), residual);
+  return conv_in_.forward_add(sample, residual);
+}
+
+Shape UNetEncoder::conv_in_shape(const Shape& sample) const {
+  // Stride 1, padding (k - 1) / 2.
+  const int64_t k = spec_.conv_in_kernel, grow = 2 * ((k - 1) / 2) - k + 1;
+  return {sample.at(0), spec_.channels[0], sample.at(2) + grow, sample.at(3) + grow};
+}
+
 Tensor UNetEncoder::down(const Tensor& x, const Tensor& emb, const Tensor& context,
                          std::vector<Tensor>& skips) const {
   skips.push_back(x);

@@ -29,6 +29,11 @@ class UNetEncoder {
 
   // conv_in (after center_input_sample when configured).
   Tensor conv_in(const Tensor& sample) const;
+  // residual + conv_in(sample) in one op (the ControlNet adds its conditioning
+  // embedding); same bits as add(conv_in(sample), residual).
+  Tensor conv_in_add(const Tensor& sample, const Tensor& residual) const;
+  // The shape conv_in gives for a sample of shape `sample` [N, C, H, W].
+  Shape conv_in_shape(const Shape& sample) const;
 
   // Runs the down stages on x (the conv_in output, plus the ControlNet
   // condition for a ControlNet). `skips` receives x first, then every stage output.
