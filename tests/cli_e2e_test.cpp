@@ -3,7 +3,9 @@
 // non-zero exit without losing finished frames.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 
 #include "golden.h"
@@ -69,6 +71,37 @@ TEST(CliE2E, GoldenSequencesThroughTheCliMatchTheOriginalsFrames) {
   EXPECT_EQ(frames, 5);
 }
 
+// --flow-ahead on (the next frame's flow beside the diffusion; on the CPU it
+// shares the cores) writes the very same files as computing it in order.
+TEST(CliE2E, FlowAheadWritesTheSameFrames) {
+  const std::string dir = test::temp_dir("cli-flow-ahead");
+  const std::string noise = combined_noise_file(dir);
+  for (const std::string mode : {"off", "on"}) {
+    auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path",
+                                   golden_path("tiny/cases/e2e/input"), "--out_path",
+                                   dir + "/" + mode, "--noise", noise, "--flow-ahead", mode});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // seq_a has 3 frames and seq_odd 2: every later frame's flow came from ahead.
+    const std::string said = r.out + r.err;
+    if (mode == "on") {
+      EXPECT_NE(said.find("3 optical flows computed ahead"), std::string::npos) << said;
+    } else {
+      EXPECT_EQ(said.find("computed ahead"), std::string::npos) << said;
+    }
+  }
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/off")) {
+    if (!e.is_regular_file()) continue;
+    const fs::path twin = fs::path(dir) / "on" / fs::relative(e.path(), dir + "/off");
+    std::ifstream a(e.path(), std::ios::binary), b(twin, std::ios::binary);
+    ASSERT_TRUE(b.good()) << twin;
+    EXPECT_TRUE(std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b)))
+        << twin;
+    ++files;
+  }
+  EXPECT_EQ(files, 5);
+}
+
 // The same seed gives the same frames; a different seed gives other noise.
 TEST(CliE2E, SeededRunsAreReproducible) {
   const std::string dir = test::temp_dir("cli-seed");
@@ -110,24 +143,29 @@ TEST(CliE2E, MissingModelFolderNamesIt) {
   EXPECT_NE(r.err.find(dir + "/nope"), std::string::npos) << r.err;
 }
 
+// With --flow-ahead on the corrupt frame is met early (read to start its
+// flow) but still reported in order, after the frame before it is written.
 TEST(CliE2E, CorruptFrameStopsWithOneLineAndKeepsFinishedFrames) {
-  const std::string dir = test::temp_dir("cli-corrupt");
-  const std::string in = dir + "/in";
-  fs::create_directories(in + "/s");
-  fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), in + "/s/frame_0001.png");
-  std::ofstream(in + "/s/frame_0002.png") << "not a png at all";
-  auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", in,
-                                 "--out_path", dir + "/out", "-q"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(line_count(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find("frame_0002.png"), std::string::npos) << r.err;
-  EXPECT_TRUE(fs::exists(dir + "/out/in/s/frame_0001.png"));
-  EXPECT_FALSE(fs::exists(dir + "/out/in/s/frame_0002.png"));
-  // Nothing half-written; the resume state of the finished frame is kept (--resume).
-  for (const auto& e : fs::directory_iterator(dir + "/out/in/s"))
-    if (e.path().filename() != ".sdvsr-state") {
-      EXPECT_EQ(e.path().extension(), ".png") << "left behind: " << e.path();
-    }
+  for (const std::string flow_ahead : {"auto", "on"}) {
+    SCOPED_TRACE("--flow-ahead " + flow_ahead);
+    const std::string dir = test::temp_dir("cli-corrupt-" + flow_ahead);
+    const std::string in = dir + "/in";
+    fs::create_directories(in + "/s");
+    fs::copy(golden_path("tiny/cases/e2e/input/seq_a/frame_0001.png"), in + "/s/frame_0001.png");
+    std::ofstream(in + "/s/frame_0002.png") << "not a png at all";
+    auto r = run_program("sdvsr", {"--model_id", golden_path("tiny"), "--in_path", in,
+                                   "--out_path", dir + "/out", "-q", "--flow-ahead", flow_ahead});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("frame_0002.png"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/out/in/s/frame_0001.png"));
+    EXPECT_FALSE(fs::exists(dir + "/out/in/s/frame_0002.png"));
+    // Nothing half-written; the resume state of the finished frame is kept (--resume).
+    for (const auto& e : fs::directory_iterator(dir + "/out/in/s"))
+      if (e.path().filename() != ".sdvsr-state") {
+        EXPECT_EQ(e.path().extension(), ".png") << "left behind: " << e.path();
+      }
+  }
 }
 
 TEST(CliE2E, RefusesToWriteOverItsInput) {

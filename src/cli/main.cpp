@@ -2,6 +2,7 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include "cli/input_plan.h"
@@ -11,6 +12,7 @@
 #include "cli/sample_clip.h"
 #include "cli/sequence_runner.h"
 #include "cli/signals.h"
+#include "pipeline/flow_ahead.h"
 #include "pipeline/text_conditioning.h"
 #include "runtime/backend.h"
 #include "runtime/device_backend.h"
@@ -115,8 +117,16 @@ int main(int argc, char** argv) {
     const auto models = load_model_bundle(paths, be);
     if (cli::stop_requested()) return interrupted(progress);
     if (sample_clip) progress.info("sdvsr: no --in_path given; upscaling the sample clip " + o.in_path);
+    // The next frame's flow beside the current frame's diffusion: a second
+    // stream on a GPU (auto); on the CPU only when asked, as it shares the cores.
+    std::unique_ptr<FlowAhead> flow_ahead;
+    if (o.flow_ahead != "off") {
+      Backend* side = flow_ahead_backend(be);
+      if (!side && o.flow_ahead == "on") side = &be;
+      if (side) flow_ahead = std::make_unique<FlowAhead>(models->raft_path, *side);
+    }
     cli::RunContext ctx{*models, be, o, noise ? &*noise : nullptr,
-                        cli::run_fingerprint(o, paths), progress};
+                        cli::run_fingerprint(o, paths), progress, flow_ahead.get()};
     for (const cli::SequenceJob& job : jobs) {
       const cli::SequenceOutcome outcome = cli::run_sequence(job, ctx);
       if (outcome == cli::SequenceOutcome::kStopped) return interrupted(progress);
@@ -124,6 +134,10 @@ int main(int argc, char** argv) {
         progress.info("Upscaled " + job.name + " and saved to " +
                       (job.out_dir.empty() ? job.label : job.out_dir) + ".");
     }
+    if (flow_ahead)
+      progress.info("sdvsr: " + std::to_string(flow_ahead->flows_used()) +
+                    " optical flows computed ahead, beside the diffusion, on " +
+                    flow_ahead->backend().name());
   } catch (const std::exception& e) {
     progress.error(one_line(e.what()));
     return kExitFailure;

@@ -90,6 +90,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   so.num_inference_steps = o.num_inference_steps;
   so.seed = o.seed;
   StreamSession session(models, be, so);
+  session.set_flow_ahead(ctx.flow_ahead);
 
   if (resumable && o.resume) {
     if (std::optional<SavedState> saved = load_state(job.out_dir)) {
@@ -162,7 +163,19 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
       padded_w = padded.width;
       padded_h = padded.height;
       // VaeImageProcessor: v / 255, then 2x - 1.
-      const Tensor lr = be.add_scalar(be.scale(image_to_tensor(padded), 2.0f), -1.0f);
+      auto to_lr = [&](const Image& padded_image) {
+        return be.add_scalar(be.scale(image_to_tensor(padded_image), 2.0f), -1.0f);
+      };
+      const Tensor lr = to_lr(padded);
+      // The next frame, when already read and of the same size, lets the flow
+      // into it run beside this frame's diffusion.
+      std::optional<Tensor> next_lr;
+      if (session.flow_ahead_enabled())
+        if (const Frame* next = frames.peek()) {
+          const Image next_padded = pad_to_multiple(next->image, models.vae_scale_factor);
+          if (next_padded.width == padded.width && next_padded.height == padded.height)
+            next_lr = to_lr(next_padded);
+        }
       std::optional<Tensor> injected;
       if (ctx.noise) {
         injected = ctx.noise->latent_for(job.name, k);
@@ -173,7 +186,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
       }
       const Tensor decoded = [&] {
         try {
-          return session.push(lr, injected ? &*injected : nullptr);
+          return session.push(lr, injected ? &*injected : nullptr, next_lr ? &*next_lr : nullptr);
         } catch (const std::exception& e) {
           // Name the frame and the size instead of a bare "std::bad_alloc".
           if (!is_out_of_memory(e)) throw;

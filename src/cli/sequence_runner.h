@@ -7,6 +7,7 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/resume_state.h"
+#include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/noise_file.h"
 
@@ -19,6 +20,7 @@ struct RunContext {
   const NoiseFile* noise;     // --noise, or null
   Fingerprint fingerprint;    // run_fingerprint(): model, steps, seed, noise
   Progress& progress;
+  FlowAhead* flow_ahead = nullptr;  // --flow-ahead: the next frame's flow beside the diffusion
 };
 
 enum class SequenceOutcome { kDone, kSkipped, kStopped };

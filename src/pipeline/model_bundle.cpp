@@ -81,6 +81,7 @@ std::unique_ptr<ModelBundle> load_model_bundle(const ModelPaths& given, Backend&
   m->controlnet = ControlNetModel::load(p.controlnet_dir, be);
   m->vae = TemporalAutoencoderTiny::load(p.vae_dir, be);
   m->raft = Raft::load(p.raft_path, be);
+  m->raft_path = p.raft_path;
   m->prompt_embeds = prompt_embeds_for(p.model_dir, be, p.text_encoder_sha256);
   return m;
 }

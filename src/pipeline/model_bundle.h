@@ -34,6 +34,7 @@ struct ModelBundle {
   std::unique_ptr<ControlNetModel> controlnet;
   std::unique_ptr<TemporalAutoencoderTiny> vae;
   std::unique_ptr<Raft> raft;
+  std::string raft_path;  // its weights, for a second RAFT (FlowAhead)
   std::unique_ptr<DdimScheduler> scheduler;
   Tensor prompt_embeds;  // [1, 77, cross_attention_dim]
   int vae_scale_factor = 4;

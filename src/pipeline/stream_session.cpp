@@ -83,7 +83,12 @@ Tensor StreamSession::decode(const Tensor& latents, const Tensor* warped) const 
   return models_.vae->decode(z, &features);
 }
 
-Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents) {
+void StreamSession::restore(StreamState state) {
+  if (flow_ahead_) flow_ahead_->cancel();
+  state_ = std::move(state);
+}
+
+Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents, const Tensor* next_lr) {
   if (lr.dim() != 4 || lr.size(0) != 1 || lr.size(1) != 3)
     throw std::invalid_argument("StreamSession::push: LR frame must be [1, 3, h, w], got " +
                                 shape_str(lr.shape()));
@@ -98,8 +103,13 @@ Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents) {
       throw std::invalid_argument("StreamSession::push: frame size changed within a stream (" +
                                   shape_str(state_.prev_upscaled.shape()) + " -> " +
                                   shape_str(up.shape()) + ")");
-    warped = warp(state_.prev_decoded, flow(up, state_.prev_upscaled));
+    std::optional<Tensor> ahead;
+    if (flow_ahead_) ahead = flow_ahead_->take(state_.index, be_.to_host(lr));
+    warped = warp(state_.prev_decoded,
+                  ahead ? be_.to_device(*ahead) : flow(up, state_.prev_upscaled));
   }
+  // The flow into the next frame starts now, beside this frame's diffusion.
+  if (flow_ahead_ && next_lr) flow_ahead_->start(state_.index, be_.to_host(lr), be_.to_host(*next_lr));
   Tensor latents = init_latents ? *init_latents : initial_latents(lr, state_.index);
   const Shape want{1, models_.unet->in_channels() - 3, lr.size(2), lr.size(3)};
   if (latents.shape() != want)

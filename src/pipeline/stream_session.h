@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 
+#include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
 #include "runtime/backend.h"
 
@@ -38,12 +39,20 @@ class StreamSession {
   // One preprocessed LR frame [1, 3, h, w] in [-1, 1] (h, w multiples of the VAE
   // scale factor) -> its raw decoded HR frame [1, 3, 4h, 4w] (unclamped), on the
   // backend's device (Backend::to_host before reading it).
-  // `init_latents` replaces the generated noise when given.
-  Tensor push(const Tensor& lr, const Tensor* init_latents = nullptr);
+  // `init_latents` replaces the generated noise when given. `next_lr`, the
+  // frame that will be pushed next when it is already known, lets a FlowAhead
+  // compute the flow into it while this frame denoises.
+  Tensor push(const Tensor& lr, const Tensor* init_latents = nullptr,
+              const Tensor* next_lr = nullptr);
 
   const StreamState& state() const { return state_; }
-  void restore(StreamState state) { state_ = std::move(state); }
-  void reset() { state_ = StreamState{}; }
+  void restore(StreamState state);
+  void reset() { restore(StreamState{}); }
+
+  // Computes the next frame's flow beside the current frame's denoising (not
+  // owned; nullptr turns it off). The frames are the same either way.
+  void set_flow_ahead(FlowAhead* ahead) { flow_ahead_ = ahead; }
+  bool flow_ahead_enabled() const { return flow_ahead_ != nullptr; }
 
   // ---- the stages push() is made of (public so tests can feed golden inputs) ----
   Tensor upscale(const Tensor& lr) const;  // bicubic x4
@@ -70,6 +79,7 @@ class StreamSession {
   DdimScheduler scheduler_;  // own copy: set_timesteps is per stream
   std::vector<int64_t> timesteps_;
   StreamState state_;
+  FlowAhead* flow_ahead_ = nullptr;
 };
 
 }  // namespace sdvsr

@@ -76,4 +76,13 @@ Backend& backend_for_device(const std::string& device, ComputeDtype dtype) {
 #endif
 }
 
+Backend* flow_ahead_backend(Backend& main) {
+#ifdef SDVSR_HAVE_CUDA
+  if (auto* gpu = dynamic_cast<CudaBackend*>(&main))
+    return &cuda_backend(gpu->index(), gpu->compute_dtype(), /*lane=*/1);
+#endif
+  (void)main;
+  return nullptr;
+}
+
 }  // namespace sdvsr

@@ -19,4 +19,9 @@ int cuda_device_count();
 Backend& backend_for_device(const std::string& device,
                             ComputeDtype dtype = ComputeDtype::kFloat32);
 
+// The backend that computes the next frame's optical flow while `main`
+// denoises the current one: for a GPU, a second stream on the same device and
+// dtype; nullptr for the CPU, whose cores the current frame already uses.
+Backend* flow_ahead_backend(Backend& main);
+
 }  // namespace sdvsr

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 
 #include "runtime/cuda/cuda_context.h"
 
@@ -215,12 +216,12 @@ int64_t CudaBackend::reduced_weight_copies() { return ctx_->reduced_copies_made(
 
 int64_t CudaBackend::weight_uploads() { return ctx_->weight_uploads(); }
 
-CudaBackend& cuda_backend(int index, ComputeDtype dtype) {
+CudaBackend& cuda_backend(int index, ComputeDtype dtype, int lane) {
   static std::mutex mutex;
   // Never freed: tensors may outlive main().
-  static std::map<std::pair<int, ComputeDtype>, CudaBackend*> backends;
+  static std::map<std::tuple<int, ComputeDtype, int>, CudaBackend*> backends;
   std::lock_guard<std::mutex> lock(mutex);
-  CudaBackend*& b = backends[{index, dtype}];
+  CudaBackend*& b = backends[{index, dtype, lane}];
   if (!b) b = new CudaBackend(index, dtype);
   return *b;
 }

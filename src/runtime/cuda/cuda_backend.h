@@ -34,6 +34,7 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string name() const override { return "cuda:" + std::to_string(index_); }
+  int index() const { return index_; }
   void set_threads(int) override {}
   int threads() const override { return 1; }
   Device device() const override { return Device::kCuda; }
@@ -110,6 +111,8 @@ class CudaBackend final : public Backend {
 
 // The process-wide backend of CUDA device `index` computing in `dtype`
 // (created on first use; one per device and dtype).
-CudaBackend& cuda_backend(int index, ComputeDtype dtype = ComputeDtype::kFloat32);
+// `lane` 1 is a second backend on the same device with its own stream and
+// handles, for work that runs beside lane 0's (the next frame's flow).
+CudaBackend& cuda_backend(int index, ComputeDtype dtype = ComputeDtype::kFloat32, int lane = 0);
 
 }  // namespace sdvsr
