@@ -34,6 +34,7 @@
 
 #include "counting_backend.h"
 #include "pipeline/bicubic_upscale.h"
+#include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/noise.h"
 #include "pipeline/stream_session.h"
@@ -50,7 +51,9 @@ constexpr const char* kUsage =
     "[--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
-    "  --profile prints each component's time per backend op to stderr (on a GPU: launch time).\n";
+    "  --profile prints each component's time per backend op to stderr (on a GPU: launch time).\n"
+    "  frame_flow_ahead (GPU only, not in the default list): a later frame with the next frame's\n"
+    "  flow on a second stream; its gflop leaves out RAFT's, which that stream computes.\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -138,7 +141,8 @@ Args parse_args(int argc, char** argv) {
       std::string c;
       while (std::getline(ss, c, ',')) {
         if (c != "unet_step" && c != "controlnet_step" && c != "raft" &&
-            c != "vae_encode_features" && c != "vae_decode" && c != "frame")
+            c != "vae_encode_features" && c != "vae_decode" && c != "frame" &&
+            c != "frame_flow_ahead")
           usage_error("unknown component '" + c + "'");
         a.components.push_back(c);
       }
@@ -317,7 +321,7 @@ Tensor test_image(const Shape& shape, uint64_t stream) {
 }
 
 std::vector<Row> bench_size(const ModelBundle& models, const Target& target, CountingBackend& be,
-                            const LrSize& lr, const Args& args, double peak) {
+                            Backend* flow_side, const LrSize& lr, const Args& args, double peak) {
   const int repeats = args.repeats;
   auto wanted = [&](const std::string& c) {
     return args.components.empty() ||
@@ -368,6 +372,23 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
     session.push(second ? lr_b : lr_a);
     second = !second;
   });
+  // The same with the next frame's flow on a second stream (FlowAhead): the
+  // per-frame time of a stream in steady state. Asked for by name only.
+  const bool ahead_wanted = std::find(args.components.begin(), args.components.end(),
+                                      "frame_flow_ahead") != args.components.end();
+  if (ahead_wanted && !flow_side)
+    std::cerr << "sdvsr-bench: frame_flow_ahead needs a GPU (the CPU has no second stream)\n";
+  if (ahead_wanted && flow_side) {
+    FlowAhead ahead(models.raft_path, *flow_side);
+    StreamSession streaming(models, be, StreamOptions{});
+    streaming.set_flow_ahead(&ahead);
+    streaming.push(lr_a, nullptr, &lr_b);
+    bool b_next = true;
+    add("frame_flow_ahead", [&] {
+      streaming.push(b_next ? lr_b : lr_a, nullptr, b_next ? &lr_a : &lr_b);
+      b_next = !b_next;
+    });
+  }
   return rows;
 }
 
@@ -459,7 +480,8 @@ int run(const Args& args) {
   else print_table_header(reference);
 
   for (const LrSize& lr : args.sizes)
-    for (const Row& r : bench_size(*models, target, be, lr, args, peak)) print_row(r, args.json);
+    for (const Row& r : bench_size(*models, target, be, flow_ahead_backend(device_backend), lr, args, peak))
+      print_row(r, args.json);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "golden.h"
+#include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/stream_session.h"
 #include "runtime/device_backend.h"
@@ -286,6 +287,42 @@ TEST(CudaGolden, StreamStagesAndFramesWithinGoldenBounds) {
     const Tensor decoded = be.to_host(s.push(f->tensor(key(k, "lr")), &noise));
     EXPECT_CLOSE_TOL(decoded, f->tensor(key(k, "decoded")), 1e-3, 1e-2);
   }
+}
+
+// The next frame's flow on the second stream (cuda_backend lane 1) while the
+// first denoises: the same frames as the flow in order on one
+// stream, and every later frame's flow came from the second stream.
+TEST(CudaGolden, FlowAheadOnASecondStreamGivesTheSameFrames) {
+  REQUIRE_CUDA();
+  Backend& be = gpu();
+  Backend* side = flow_ahead_backend(be);
+  ASSERT_NE(side, nullptr);
+  EXPECT_NE(side, &be);
+  EXPECT_EQ(side->device(), Device::kCuda);
+  ModelPaths p;
+  p.model_dir = test::golden_path("tiny");
+  std::unique_ptr<ModelBundle> models = load_model_bundle(p, be);
+  auto f = test::open_case("e2e_seq_a.safetensors");
+  auto key = [](int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; };
+  std::vector<Tensor> lr, noise;
+  for (int k = 0; f->has(key(k, "lr")); ++k) {
+    lr.push_back(f->tensor(key(k, "lr")));
+    noise.push_back(f->tensor(key(k, "init_latents")));
+  }
+  StreamSession in_order(*models, be, StreamOptions{});
+  StreamSession with_ahead(*models, be, StreamOptions{});
+  FlowAhead ahead(models->raft_path, *side);
+  with_ahead.set_flow_ahead(&ahead);
+  for (size_t k = 0; k < lr.size(); ++k) {
+    SCOPED_TRACE("frame " + std::to_string(k));
+    const Tensor a = be.to_host(in_order.push(lr[k], &noise[k]));
+    const Tensor b = be.to_host(with_ahead.push(lr[k], &noise[k], k + 1 < lr.size() ? &lr[k + 1] : nullptr));
+    // The same kernels on both streams (cuDNN's algorithms come from its
+    // heuristics, not timing); a float-level margin in case a reduction is not
+    // deterministic across streams.
+    EXPECT_CLOSE_TOL(b, a, 1e-6, 1e-5);
+  }
+  EXPECT_EQ(ahead.flows_used(), static_cast<int64_t>(lr.size()) - 1);
 }
 
 }  // namespace
