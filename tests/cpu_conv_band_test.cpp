@@ -21,6 +21,7 @@ namespace {
 
 using test::random_tensor;
 using test::SameBits;
+using test::conv_params;
 
 struct BandCase {
   const char* name;
@@ -29,26 +30,17 @@ struct BandCase {
   Conv2dParams p;
 };
 
-Conv2dParams params(int stride, int pad, int dilation = 1, int groups = 1) {
-  Conv2dParams p;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.dilation_h = p.dilation_w = dilation;
-  p.groups = groups;
-  return p;
-}
-
 const BandCase kCases[] = {
-    {"3x3 same", {1, 13, 37, 21}, 19, 3, params(1, 1)},
-    {"3x3 stride 2 (downsample)", {1, 16, 38, 23}, 16, 3, params(2, 1)},
-    {"3x3 stride 2, odd height", {1, 8, 37, 20}, 12, 3, params(2, 1)},
-    {"1x1", {1, 24, 29, 17}, 40, 1, params(1, 0)},
-    {"3x3 dilation 2", {1, 8, 31, 19}, 8, 3, params(1, 2, 2)},
-    {"3x3 groups 2", {1, 16, 27, 15}, 32, 3, params(1, 1, 1, 2)},
-    {"7x7 stride 2 (RAFT stem)", {1, 3, 45, 33}, 64, 7, params(2, 3)},
-    {"3x3 three input channels", {1, 3, 40, 24}, 64, 3, params(1, 1)},
-    {"3x3 batch 2", {2, 9, 26, 18}, 10, 3, params(1, 1)},
-    {"3x3 no padding", {1, 8, 25, 16}, 8, 3, params(1, 0)},
+    {"3x3 same", {1, 13, 37, 21}, 19, 3, conv_params(1, 1)},
+    {"3x3 stride 2 (downsample)", {1, 16, 38, 23}, 16, 3, conv_params(2, 1)},
+    {"3x3 stride 2, odd height", {1, 8, 37, 20}, 12, 3, conv_params(2, 1)},
+    {"1x1", {1, 24, 29, 17}, 40, 1, conv_params(1, 0)},
+    {"3x3 dilation 2", {1, 8, 31, 19}, 8, 3, conv_params(1, 2, 2)},
+    {"3x3 groups 2", {1, 16, 27, 15}, 32, 3, conv_params(1, 1, 1, 2)},
+    {"7x7 stride 2 (RAFT stem)", {1, 3, 45, 33}, 64, 7, conv_params(2, 3)},
+    {"3x3 three input channels", {1, 3, 40, 24}, 64, 3, conv_params(1, 1)},
+    {"3x3 batch 2", {2, 9, 26, 18}, 10, 3, conv_params(1, 1)},
+    {"3x3 no padding", {1, 8, 25, 16}, 8, 3, conv_params(1, 0)},
 };
 
 // The whole convolution (banding off), then the banded one at each budget.
@@ -136,11 +128,11 @@ TEST(CpuConvBands, DefaultBudgetSplitsOnlyLargeConvolutions) {
   set_conv_band_bytes(size_t{64} << 20);
   const Tensor w = random_tensor({64, 64, 3, 3}, 21);
   long long before = conv_bands_run();
-  cpu.conv2d(random_tensor({1, 64, 32, 32}, 22), w, nullptr, params(1, 1));
+  cpu.conv2d(random_tensor({1, 64, 32, 32}, 22), w, nullptr, conv_params(1, 1));
   EXPECT_EQ(conv_bands_run() - before, 1);
   // 64 channels at 256 x 640: 40 MiB in and 40 MiB out, over the 64 MiB budget.
   before = conv_bands_run();
-  cpu.conv2d(random_tensor({1, 64, 256, 640}, 23), w, nullptr, params(1, 1));
+  cpu.conv2d(random_tensor({1, 64, 256, 640}, 23), w, nullptr, conv_params(1, 1));
   EXPECT_GE(conv_bands_run() - before, 2);
 }
 

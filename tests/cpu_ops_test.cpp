@@ -67,14 +67,7 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& wt, const Tensor* 
 }
 
 TEST(CpuOps, Conv2d) {
-  auto params = [](int s, int pad, int d, int g) {
-    Conv2dParams p;
-    p.stride_h = p.stride_w = s;
-    p.pad_h = p.pad_w = pad;
-    p.dilation_h = p.dilation_w = d;
-    p.groups = g;
-    return p;
-  };
+  const auto params = test::conv_params;
   Conv2dParams asym = params(1, 1, 1, 1);
   asym.stride_w = 2;
   asym.pad_h = 0;

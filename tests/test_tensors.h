@@ -1,12 +1,14 @@
 #pragma once
 // Test data and comparisons shared by the CPU op tests: deterministic random
-// tensors, and "the same bits" for results that must not change at all.
+// tensors, convolution parameters, and "the same bits" for results that must
+// not change at all.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
 #include <random>
 
+#include "runtime/backend.h"
 #include "runtime/tensor.h"
 
 namespace sdvsr::test {
@@ -33,6 +35,16 @@ inline ::testing::AssertionResult SameBits(const Tensor& a, const Tensor& b) {
       return ::testing::AssertionFailure()
              << "first difference at element " << i << ": " << a.data()[i] << " vs " << b.data()[i];
   return ::testing::AssertionFailure() << "bytes differ";
+}
+
+// Square strides, padding and dilation, and groups, as the CPU op tests vary them.
+inline Conv2dParams conv_params(int stride, int pad, int dilation = 1, int groups = 1) {
+  Conv2dParams p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.dilation_h = p.dilation_w = dilation;
+  p.groups = groups;
+  return p;
 }
 
 }  // namespace sdvsr::test

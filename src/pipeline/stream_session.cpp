@@ -97,6 +97,8 @@ Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents, const T
     throw std::invalid_argument("StreamSession::push: LR size " + shape_str(lr.shape()) +
                                 " is not a multiple of " + std::to_string(f));
   Tensor up = upscale(lr);
+  // FlowAhead compares and keeps LR frames on the host.
+  const Tensor lr_host = flow_ahead_ ? be_.to_host(lr) : Tensor();
   std::optional<Tensor> warped;
   if (state_.index > 0) {
     if (state_.prev_upscaled.shape() != up.shape())
@@ -104,12 +106,12 @@ Tensor StreamSession::push(const Tensor& lr, const Tensor* init_latents, const T
                                   shape_str(state_.prev_upscaled.shape()) + " -> " +
                                   shape_str(up.shape()) + ")");
     std::optional<Tensor> ahead;
-    if (flow_ahead_) ahead = flow_ahead_->take(state_.index, be_.to_host(lr));
+    if (flow_ahead_) ahead = flow_ahead_->take(state_.index, lr_host);
     warped = warp(state_.prev_decoded,
                   ahead ? be_.to_device(*ahead) : flow(up, state_.prev_upscaled));
   }
   // The flow into the next frame starts now, beside this frame's diffusion.
-  if (flow_ahead_ && next_lr) flow_ahead_->start(state_.index, be_.to_host(lr), be_.to_host(*next_lr));
+  if (flow_ahead_ && next_lr) flow_ahead_->start(state_.index, lr_host, be_.to_host(*next_lr));
   Tensor latents = init_latents ? *init_latents : initial_latents(lr, state_.index);
   const Shape want{1, models_.unet->in_channels() - 3, lr.size(2), lr.size(3)};
   if (latents.shape() != want)
