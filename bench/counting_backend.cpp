@@ -7,6 +7,43 @@ void CountingBackend::reset() {
   profile_.clear();
 }
 
+namespace {
+
+class CountedRecording final : public Recording {
+ public:
+  CountedRecording(std::unique_ptr<Recording> inner, double flops, std::atomic<double>& total)
+      : inner_(std::move(inner)), flops_(flops), total_(total) {}
+  void replay() override {
+    inner_->replay();
+    total_.fetch_add(flops_);
+  }
+
+ private:
+  std::unique_ptr<Recording> inner_;
+  double flops_;
+  std::atomic<double>& total_;
+};
+
+}  // namespace
+
+std::unique_ptr<Recording> CountingBackend::record(const std::function<void()>& work) {
+  const bool profiling = profiling_;
+  profiling_ = false;  // recording launches nothing: no op time to attribute
+  const double before = flops_.load();
+  std::unique_ptr<Recording> inner;
+  try {
+    inner = inner_.record(work);
+  } catch (...) {
+    profiling_ = profiling;
+    flops_.store(before);
+    throw;
+  }
+  profiling_ = profiling;
+  const double recorded = flops_.load() - before;
+  flops_.store(before);
+  return std::make_unique<CountedRecording>(std::move(inner), recorded, flops_);
+}
+
 Tensor CountingBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                                const Conv2dParams& p) {
   Tensor out = timed("conv2d", [&] { return inner_.conv2d(x, weight, bias, p); });

@@ -83,6 +83,12 @@ class CountingBackend final : public Backend {
     return timed("scale", [&] { return inner_.scale_in_place(std::move(x), s); });
   }
 
+  // A recording's FLOPs are counted once while it records (nothing runs then)
+  // and again at every replay; its ops do not appear in the profile.
+  bool can_record() const override { return inner_.can_record(); }
+  std::unique_ptr<Recording> record(const std::function<void()>& work) override;
+  void copy_into(const Tensor& dst, const Tensor& src) override { inner_.copy_into(dst, src); }
+
   Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                     float eps) override {
     return timed("group_norm", [&] { return inner_.group_norm(x, groups, gamma, beta, eps); });

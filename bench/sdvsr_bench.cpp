@@ -48,12 +48,17 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time).\n"
     "  frame_flow_ahead (GPU only, not in the default list): a later frame with the next frame's\n"
-    "  flow on a second stream; its gflop leaves out RAFT's, which that stream computes.\n";
+    "  flow on a second stream; its gflop leaves out RAFT's, which that stream computes.\n"
+    "  denoise_step (not in the default list): one denoising step of a later frame as the pipeline\n"
+    "  runs it, ControlNet and U-Net, replayed from a CUDA graph on a GPU.\n"
+    "  --cuda-graphs (default on): the pipeline's components (frame, frame_flow_ahead,\n"
+    "  denoise_step) replay each resolution's denoising step from a CUDA graph on a GPU;\n"
+    "  unet_step and controlnet_step always run op by op.\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -70,6 +75,7 @@ struct Args {
   int64_t gemm_size = 0;  // 0: 4096 on the CPU, 8192 on a GPU
   bool json = false;
   bool profile = false;
+  bool cuda_graphs = true;
   std::vector<std::string> components;  // empty: all
 };
 
@@ -118,7 +124,7 @@ Args parse_args(int argc, char** argv) {
     }
     if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
-        flag != "--device" && flag != "--dtype")
+        flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -129,6 +135,10 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--sgemm-size" || flag == "--gemm-size") a.gemm_size = parse_positive(flag, value);
     // The device itself is checked when the backend is made (run(): exit 1).
     if (flag == "--device") a.device = value;
+    if (flag == "--cuda-graphs") {
+      if (value != "on" && value != "off") usage_error("--cuda-graphs must be on or off");
+      a.cuda_graphs = value == "on";
+    }
     if (flag == "--dtype") {
       try {
         a.dtype = parse_compute_dtype(value);
@@ -142,7 +152,7 @@ Args parse_args(int argc, char** argv) {
       while (std::getline(ss, c, ',')) {
         if (c != "unet_step" && c != "controlnet_step" && c != "raft" &&
             c != "vae_encode_features" && c != "vae_decode" && c != "frame" &&
-            c != "frame_flow_ahead")
+            c != "frame_flow_ahead" && c != "denoise_step")
           usage_error("unknown component '" + c + "'");
         a.components.push_back(c);
       }
@@ -331,7 +341,11 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
   if (lr.h % f || lr.w % f)
     throw std::runtime_error("LR size " + lr.str() + " is not a multiple of the VAE scale factor " +
                              std::to_string(f));
+  // The pipeline's step recordings (CUDA graphs), shared by its components.
+  std::unique_ptr<RecordedSteps> recorded;
+  if (args.cuda_graphs && be.can_record()) recorded = std::make_unique<RecordedSteps>(models, be);
   StreamSession session(models, be, StreamOptions{});
+  session.set_recorded_steps(recorded.get());
   const Tensor lr_a = test_image({1, 3, lr.h, lr.w}, 1), lr_b = test_image({1, 3, lr.h, lr.w}, 2);
   const Tensor up_a = session.upscale(lr_a), up_b = session.upscale(lr_b);
   const Tensor warped = test_image(up_a.shape(), 3);
@@ -365,6 +379,17 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
   const std::vector<Tensor> features = models.vae->temporal_features(warped);
   const Tensor z = be.scale(latents, static_cast<float>(1.0 / models.vae->scaling_factor()));
   add("vae_decode", [&] { models.vae->decode(z, &features); });
+  // A later frame's step through the pipeline (recorded where the backend
+  // records). By name only; run once more than measure() warms up, so the
+  // recording is made before the timed calls.
+  if (std::find(args.components.begin(), args.components.end(), "denoise_step") !=
+      args.components.end()) {
+    const Tensor embedding = models.controlnet->condition_embedding(warped);
+    const int64_t t = session.timesteps().front();
+    auto step = [&] { be.to_host(session.predict_noise_embedded(latents, lr_a, t, &embedding)); };
+    step();
+    add("denoise_step", step);
+  }
   // A later frame: frame 0 first, then alternate the two LR frames.
   if (wanted("frame")) session.push(lr_a);
   bool second = true;
@@ -382,6 +407,7 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
     FlowAhead ahead(models.raft_path, *flow_side);
     StreamSession streaming(models, be, StreamOptions{});
     streaming.set_flow_ahead(&ahead);
+    streaming.set_recorded_steps(recorded.get());
     streaming.push(lr_a, nullptr, &lr_b);
     bool b_next = true;
     add("frame_flow_ahead", [&] {

@@ -88,6 +88,8 @@ TEST(CliE2E, FlowAheadWritesTheSameFrames) {
     } else {
       EXPECT_EQ(said.find("computed ahead"), std::string::npos) << said;
     }
+    // The CPU records nothing: no CUDA graph line whatever --cuda-graphs says.
+    EXPECT_EQ(said.find("CUDA graphs"), std::string::npos) << said;
   }
   int files = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir + "/off")) {

@@ -43,6 +43,7 @@ TEST(CliOptions, BadCommandLinesExitTwoWithOneLine) {
   expect_usage_error(with({"--device", "tpu"}), "tpu");
   expect_usage_error(with({"--device", "cuda:x"}), "cuda:x");
   expect_usage_error(with({"--dtype", "int8"}), "int8");
+  expect_usage_error(with({"--cuda-graphs", "auto"}), "cuda-graphs");
   expect_usage_error(with({"--threads", "-1"}), "threads");
   expect_usage_error(with({"--quality", "0"}), "quality");
   expect_usage_error(with({"--crf", "99"}), "crf");
@@ -59,7 +60,8 @@ TEST(CliOptions, HelpAndVersionExitZero) {
                            "--controlnet_pretrained_weight", "--temporal_vae_pretrained_weight",
                            "--device", "--dtype", "--threads", "--seed", "--noise", "--raft", "--format",
                            "--quality", "--codec", "--crf", "--pix-fmt", "--offline", "--resume",
-                           "--log", "-q", "--version", "edge-padded"})
+                           "--log", "-q", "--version", "edge-padded", "--flow-ahead",
+                           "--cuda-graphs"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   EXPECT_EQ(run_program("sdvsr", {"-h"}).exit_code, 0);
   auto version = run_program("sdvsr", {"--version"});

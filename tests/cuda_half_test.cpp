@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test_support.h"
 #include "golden.h"
 #include "models/raft.h"
 #include "reduced_precision_checks.h"
@@ -28,12 +29,6 @@
 
 namespace sdvsr {
 namespace {
-
-#define REQUIRE_CUDA()                                                                    \
-  do {                                                                                    \
-    if (!cuda_built()) GTEST_SKIP() << "built without CUDA (no toolkit at configure)";    \
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)";  \
-  } while (0)
 
 using namespace test;  // reduced_precision_checks.h
 

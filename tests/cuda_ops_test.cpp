@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test_support.h"
 #include "golden.h"
 #include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
@@ -19,12 +20,6 @@
 
 namespace sdvsr {
 namespace {
-
-#define REQUIRE_CUDA()                                                                    \
-  do {                                                                                    \
-    if (!cuda_built()) GTEST_SKIP() << "built without CUDA (no toolkit at configure)";    \
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)";  \
-  } while (0)
 
 Backend& gpu() { return backend_for_device("cuda"); }
 Backend& cpu() { return cpu_backend(); }
@@ -257,9 +252,7 @@ TEST(CudaOps, RaftCorrelationAndLookups) {
 TEST(CudaGolden, StreamStagesAndFramesWithinGoldenBounds) {
   REQUIRE_CUDA();
   Backend& be = gpu();
-  ModelPaths p;
-  p.model_dir = test::golden_path("tiny");
-  std::unique_ptr<ModelBundle> models = load_model_bundle(p, be);
+  std::unique_ptr<ModelBundle> models = test::load_tiny_models(be);
   auto f = test::open_case("e2e_seq_a.safetensors");
   auto key = [](int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; };
   StreamSession s(*models, be, StreamOptions{});
@@ -299,16 +292,10 @@ TEST(CudaGolden, FlowAheadOnASecondStreamGivesTheSameFrames) {
   ASSERT_NE(side, nullptr);
   EXPECT_NE(side, &be);
   EXPECT_EQ(side->device(), Device::kCuda);
-  ModelPaths p;
-  p.model_dir = test::golden_path("tiny");
-  std::unique_ptr<ModelBundle> models = load_model_bundle(p, be);
-  auto f = test::open_case("e2e_seq_a.safetensors");
-  auto key = [](int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; };
-  std::vector<Tensor> lr, noise;
-  for (int k = 0; f->has(key(k, "lr")); ++k) {
-    lr.push_back(f->tensor(key(k, "lr")));
-    noise.push_back(f->tensor(key(k, "init_latents")));
-  }
+  std::unique_ptr<ModelBundle> models = test::load_tiny_models(be);
+  const test::GoldenSequence seq = test::golden_sequence("e2e_seq_a.safetensors");
+  const std::vector<Tensor>& lr = seq.lr;
+  const std::vector<Tensor>& noise = seq.noise;
   StreamSession in_order(*models, be, StreamOptions{});
   StreamSession with_ahead(*models, be, StreamOptions{});
   FlowAhead ahead(models->raft_path, *side);

@@ -22,12 +22,6 @@ namespace {
 
 using test::DeviceTaggingBackend;
 
-std::unique_ptr<ModelBundle> tiny_models(Backend& be) {
-  ModelPaths p;
-  p.model_dir = test::golden_path("tiny");
-  return load_model_bundle(p, be);
-}
-
 std::string key(int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; }
 
 // Bit-for-bit equality of two host tensors, naming the first differing element.
@@ -87,8 +81,8 @@ class DevicePlumbingGolden : public ::testing::TestWithParam<std::string> {};
 TEST_P(DevicePlumbingGolden, StreamFramesEqualCpuBitForBit) {
   auto f = test::open_case(GetParam());
   DeviceTaggingBackend tagged(cpu_backend());
-  std::unique_ptr<ModelBundle> cpu_models = tiny_models(cpu_backend());
-  std::unique_ptr<ModelBundle> dev_models = tiny_models(tagged);
+  std::unique_ptr<ModelBundle> cpu_models = test::load_tiny_models(cpu_backend());
+  std::unique_ptr<ModelBundle> dev_models = test::load_tiny_models(tagged);
   StreamSession cpu_session(*cpu_models, cpu_backend(), StreamOptions{});
   StreamSession dev_session(*dev_models, tagged, StreamOptions{});
   int frames = 0;
@@ -124,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(Sequences, DevicePlumbingGolden,
 TEST(DevicePlumbingGoldenState, RestoredHostStateContinuesTheStream) {
   auto f = test::open_case("e2e_seq_a.safetensors");
   DeviceTaggingBackend tagged(cpu_backend());
-  std::unique_ptr<ModelBundle> models = tiny_models(tagged);
+  std::unique_ptr<ModelBundle> models = test::load_tiny_models(tagged);
   StreamSession live(*models, tagged, StreamOptions{});
   const Tensor noise0 = f->tensor(key(0, "init_latents"));
   const Tensor noise1 = f->tensor(key(1, "init_latents"));
@@ -141,8 +135,8 @@ TEST(DevicePlumbingGoldenState, RestoredHostStateContinuesTheStream) {
 TEST(DevicePlumbingGoldenRaft, PaddedAndDirectLookupFlowsEqualCpu) {
   auto f = test::open_case("e2e_seq_a.safetensors");
   DeviceTaggingBackend tagged(cpu_backend());
-  std::unique_ptr<ModelBundle> cpu_models = tiny_models(cpu_backend());
-  std::unique_ptr<ModelBundle> dev_models = tiny_models(tagged);
+  std::unique_ptr<ModelBundle> cpu_models = test::load_tiny_models(cpu_backend());
+  std::unique_ptr<ModelBundle> dev_models = test::load_tiny_models(tagged);
   Backend& cpu = cpu_backend();
   const Tensor up0 = cpu.upsample_bicubic(f->tensor(key(0, "lr")), 64, 64, false);
   const Tensor up1 = cpu.upsample_bicubic(f->tensor(key(1, "lr")), 64, 64, false);

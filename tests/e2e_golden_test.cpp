@@ -19,9 +19,7 @@ using test::open_case;
 
 const ModelBundle& tiny_models() {
   static std::unique_ptr<ModelBundle> bundle = [] {
-    ModelPaths p;
-    p.model_dir = golden_path("tiny");
-    return load_model_bundle(p, cpu_backend());
+    return test::load_tiny_models(cpu_backend());
   }();
   return *bundle;
 }

@@ -22,28 +22,13 @@ using test::SameBits;
 
 const ModelBundle& tiny_models() {
   static std::unique_ptr<ModelBundle> bundle = [] {
-    ModelPaths p;
-    p.model_dir = test::golden_path("tiny");
-    return load_model_bundle(p, cpu_backend());
+    return test::load_tiny_models(cpu_backend());
   }();
   return *bundle;
 }
 
-std::string key(int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; }
-
-struct Sequence {
-  std::vector<Tensor> lr, noise;
-};
-
-Sequence golden_sequence(const std::string& file) {
-  auto f = test::open_case(file);
-  Sequence s;
-  for (int k = 0; f->has(key(k, "lr")); ++k) {
-    s.lr.push_back(f->tensor(key(k, "lr")));
-    s.noise.push_back(f->tensor(key(k, "init_latents")));
-  }
-  return s;
-}
+using test::golden_sequence;
+using Sequence = test::GoldenSequence;
 
 // The plain loop: every flow computed in order.
 std::vector<Tensor> plain_frames(const Sequence& seq) {

@@ -47,6 +47,23 @@ TempRoot& temp_root() {
 }
 }  // namespace
 
+std::unique_ptr<ModelBundle> load_tiny_models(Backend& be) {
+  ModelPaths p;
+  p.model_dir = golden_path("tiny");
+  return load_model_bundle(p, be);
+}
+
+GoldenSequence golden_sequence(const std::string& relative_to_tiny_cases) {
+  auto f = open_case(relative_to_tiny_cases);
+  auto key = [](int k, const char* name) { return "frame" + std::to_string(k) + "." + name; };
+  GoldenSequence s;
+  for (int k = 0; f->has(key(k, "lr")); ++k) {
+    s.lr.push_back(f->tensor(key(k, "lr")));
+    s.noise.push_back(f->tensor(key(k, "init_latents")));
+  }
+  return s;
+}
+
 std::string temp_dir(const std::string& tag) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);

@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "pipeline/model_bundle.h"
+#include "runtime/backend.h"
 #include "runtime/tensor.h"
 #include "weights/safetensors.h"
 
@@ -15,6 +18,14 @@ namespace sdvsr::test {
 std::string golden_dir();
 std::string golden_path(const std::string& relative);
 std::shared_ptr<SafetensorsFile> open_case(const std::string& relative_to_tiny_cases);
+// An end-to-end golden case's LR frames and injected initial latents, frame by
+// frame ("frame{k}.lr", "frame{k}.init_latents"; e.g. e2e_seq_a.safetensors).
+struct GoldenSequence {
+  std::vector<Tensor> lr, noise;
+};
+GoldenSequence golden_sequence(const std::string& relative_to_tiny_cases);
+// The tiny golden model (golden/tiny: every component, random weights) on `be`.
+std::unique_ptr<ModelBundle> load_tiny_models(Backend& be);
 // A fresh, empty temporary folder removed at process exit.
 std::string temp_dir(const std::string& tag);
 

@@ -100,9 +100,7 @@ double module_bound(ComputeDtype d) { return d == ComputeDtype::kBFloat16 ? 3e-2
 void check_stages(Backend& be) {
   const std::string dt = compute_dtype_name(be.compute_dtype());
   const double bound = module_bound(be.compute_dtype());
-  ModelPaths p;
-  p.model_dir = test::golden_path("tiny");
-  std::unique_ptr<ModelBundle> models = load_model_bundle(p, be);
+  std::unique_ptr<ModelBundle> models = test::load_tiny_models(be);
   auto f = test::open_case("e2e_seq_a.safetensors");
   auto key = [](int k, const std::string& name) { return "frame" + std::to_string(k) + "." + name; };
   StreamSession s(*models, be, StreamOptions{});
@@ -209,9 +207,7 @@ static double psnr_db(const Tensor& got, const Tensor& want) {
 }
 
 void check_sequence(Backend& be, const std::string& file) {
-  ModelPaths p;
-  p.model_dir = test::golden_path("tiny");
-  std::unique_ptr<ModelBundle> models = load_model_bundle(p, be);
+  std::unique_ptr<ModelBundle> models = test::load_tiny_models(be);
   auto f = test::open_case(file);
   StreamSession s(*models, be, StreamOptions{});
   int frames = 0;

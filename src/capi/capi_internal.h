@@ -62,6 +62,9 @@ struct LoadedModel {
   std::unique_ptr<ModelBundle> bundle;
   Backend* backend = nullptr;
   std::mutex compute;  // one frame at a time across the model's streams
+  // Each resolution's denoising step recorded once (CUDA graphs) and replayed
+  // for every stream of the model (pushes are one at a time); null on the CPU.
+  std::unique_ptr<RecordedSteps> recorded_steps;
   sdvsr_log_fn log = nullptr;
   void* log_user_data = nullptr;
 

@@ -156,6 +156,7 @@ sdvsr_status sdvsr_stream_open(sdvsr_model* model, const sdvsr_stream_options* o
                                         std::to_string(index));
     };
     s->session = std::make_unique<StreamSession>(*s->loaded->bundle, *s->loaded->backend, s->options);
+    s->session->set_recorded_steps(s->loaded->recorded_steps.get());
     *stream = s.release();
   });
 }

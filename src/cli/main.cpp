@@ -13,6 +13,7 @@
 #include "cli/sequence_runner.h"
 #include "cli/signals.h"
 #include "pipeline/flow_ahead.h"
+#include "pipeline/recorded_steps.h"
 #include "pipeline/text_conditioning.h"
 #include "runtime/backend.h"
 #include "runtime/device_backend.h"
@@ -125,8 +126,13 @@ int main(int argc, char** argv) {
       if (!side && o.flow_ahead == "on") side = &be;
       if (side) flow_ahead = std::make_unique<FlowAhead>(models->raft_path, *side);
     }
+    // Each resolution's denoising step recorded once and replayed (CUDA graphs).
+    std::unique_ptr<RecordedSteps> recorded;
+    if (o.cuda_graphs == "on" && be.can_record())
+      recorded = std::make_unique<RecordedSteps>(*models, be);
     cli::RunContext ctx{*models, be, o, noise ? &*noise : nullptr,
-                        cli::run_fingerprint(o, paths), progress, flow_ahead.get()};
+                        cli::run_fingerprint(o, paths), progress, flow_ahead.get(),
+                        recorded.get()};
     for (const cli::SequenceJob& job : jobs) {
       const cli::SequenceOutcome outcome = cli::run_sequence(job, ctx);
       if (outcome == cli::SequenceOutcome::kStopped) return interrupted(progress);
@@ -138,6 +144,10 @@ int main(int argc, char** argv) {
       progress.info("sdvsr: " + std::to_string(flow_ahead->flows_used()) +
                     " optical flows computed ahead, beside the diffusion, on " +
                     flow_ahead->backend().name());
+    if (recorded)
+      progress.info("sdvsr: " + std::to_string(recorded->replays()) +
+                    " denoising steps replayed from " + std::to_string(recorded->recordings()) +
+                    " CUDA graphs");
   } catch (const std::exception& e) {
     progress.error(one_line(e.what()));
     return kExitFailure;

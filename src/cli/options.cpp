@@ -71,6 +71,11 @@ std::optional<Options> parse_options(int argc, char** argv) {
                  "accumulation (--device cuda only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"}));
+  app.add_option("--cuda-graphs", o.cuda_graphs,
+                 "on a GPU, record each resolution's denoising step once as a CUDA graph and "
+                 "replay it (on, off); the frames are the same")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--flow-ahead", o.flow_ahead,
                  "compute the next frame's optical flow while the current frame denoises: auto "
                  "(on a GPU, on a second stream), on (also on the CPU, sharing its cores), off; "

@@ -20,6 +20,7 @@ struct Options {
   std::string device = "cpu";  // cpu | cuda | cuda:N (validated by the parser)
   std::string dtype = "float32";  // matrix products: float32 | float16 | bfloat16 (cuda only)
   int threads = 0;             // 0 = all cores
+  std::string cuda_graphs = "on";   // replay each resolution's denoising step as a CUDA graph: on | off
   std::string flow_ahead = "auto";  // next frame's flow beside the diffusion: auto (GPU) | on | off
   uint64_t seed = 0;
   std::string noise_file;

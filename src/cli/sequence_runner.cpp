@@ -91,6 +91,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   so.seed = o.seed;
   StreamSession session(models, be, so);
   session.set_flow_ahead(ctx.flow_ahead);
+  session.set_recorded_steps(ctx.recorded_steps);
 
   if (resumable && o.resume) {
     if (std::optional<SavedState> saved = load_state(job.out_dir)) {

@@ -8,6 +8,7 @@
 #include "cli/progress.h"
 #include "cli/resume_state.h"
 #include "pipeline/flow_ahead.h"
+#include "pipeline/recorded_steps.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/noise_file.h"
 
@@ -21,6 +22,7 @@ struct RunContext {
   Fingerprint fingerprint;    // run_fingerprint(): model, steps, seed, noise
   Progress& progress;
   FlowAhead* flow_ahead = nullptr;  // --flow-ahead: the next frame's flow beside the diffusion
+  RecordedSteps* recorded_steps = nullptr;  // --cuda-graphs: one recording per resolution, all sequences
 };
 
 enum class SequenceOutcome { kDone, kSkipped, kStopped };

@@ -88,9 +88,25 @@ ControlNetResiduals ControlNetModel::forward_embedded(const Tensor& sample, floa
                                                       const Tensor& cond_embedding,
                                                       float conditioning_scale, bool guess_mode,
                                                       std::optional<int64_t> class_label) {
+  encoder_.check_inputs(sample, encoder_hidden_states);
+  return forward_timed(sample, time_embedding(timestep, sample.size(0), class_label),
+                       encoder_hidden_states, cond_embedding, conditioning_scale, guess_mode);
+}
+
+Tensor ControlNetModel::time_embedding(float timestep, int64_t batch,
+                                       std::optional<int64_t> class_label) const {
+  return encoder_.time_embedding(timestep, batch, class_label);
+}
+
+ControlNetResiduals ControlNetModel::forward_timed(const Tensor& sample, const Tensor& emb,
+                                                   const Tensor& encoder_hidden_states,
+                                                   const Tensor& cond_embedding,
+                                                   float conditioning_scale, bool guess_mode) {
   Backend& be = *be_;
   encoder_.check_inputs(sample, encoder_hidden_states);
-  Tensor emb = encoder_.time_embedding(timestep, sample.size(0), class_label);
+  if (emb.dim() != 2 || emb.size(0) != sample.size(0))
+    throw std::runtime_error(origin_ + ": the time embedding is " + shape_str(emb.shape()) +
+                             ", not one row per sample of " + shape_str(sample.shape()));
   const Shape conv_in_shape = encoder_.conv_in_shape(sample.shape());
   if (conv_in_shape != cond_embedding.shape())
     throw std::runtime_error(origin_ + ": the conditioning embedding is " +

@@ -34,6 +34,16 @@ class ControlNetModel {
                                        bool guess_mode = false,
                                        std::optional<int64_t> class_label = std::nullopt);
 
+  // The time (and class) embedding forward_embedded() computes from its
+  // timestep, and the same step from one computed before (a recorded step
+  // reads it from a fixed buffer).
+  Tensor time_embedding(float timestep, int64_t batch,
+                        std::optional<int64_t> class_label = std::nullopt) const;
+  ControlNetResiduals forward_timed(const Tensor& sample, const Tensor& time_embedding,
+                                    const Tensor& encoder_hidden_states,
+                                    const Tensor& condition_embedding, float conditioning_scale,
+                                    bool guess_mode = false);
+
   int in_channels() const { return static_cast<int>(encoder_.spec().in_channels); }
   bool global_pool_conditions() const { return global_pool_; }
   const nn::UNetEncoderSpec& spec() const { return encoder_.spec(); }

@@ -56,25 +56,45 @@ UNet2DConditionModel::UNet2DConditionModel(const ModelConfig& cfg, const nn::UNe
                          (k - 1) / 2);
 }
 
+Tensor UNet2DConditionModel::time_embedding(float timestep, int64_t batch,
+                                            std::optional<int64_t> class_label) const {
+  return encoder_.time_embedding(timestep, batch, class_label);
+}
+
 Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
                                      const Tensor& encoder_hidden_states,
                                      const ControlNetResiduals* residuals,
                                      std::optional<int64_t> class_label) {
-  return forward_impl(sample, timestep, encoder_hidden_states, residuals, nullptr, class_label);
+  encoder_.check_inputs(sample, encoder_hidden_states);
+  return forward_impl(sample, time_embedding(timestep, sample.size(0), class_label),
+                      encoder_hidden_states, residuals, nullptr);
 }
 
 Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep,
                                      const Tensor& encoder_hidden_states,
                                      ControlNetResiduals&& residuals) {
-  ControlNetResiduals owned = std::move(residuals);
-  return forward_impl(sample, timestep, encoder_hidden_states, &owned, &owned, std::nullopt);
+  encoder_.check_inputs(sample, encoder_hidden_states);
+  return forward_timed(sample, time_embedding(timestep, sample.size(0)), encoder_hidden_states,
+                       std::move(residuals));
 }
 
-Tensor UNet2DConditionModel::forward_impl(const Tensor& sample, float timestep,
+Tensor UNet2DConditionModel::forward_timed(const Tensor& sample, const Tensor& emb,
+                                           const Tensor& encoder_hidden_states,
+                                           const ControlNetResiduals* residuals) {
+  return forward_impl(sample, emb, encoder_hidden_states, residuals, nullptr);
+}
+
+Tensor UNet2DConditionModel::forward_timed(const Tensor& sample, const Tensor& emb,
+                                           const Tensor& encoder_hidden_states,
+                                           ControlNetResiduals&& residuals) {
+  ControlNetResiduals owned = std::move(residuals);
+  return forward_impl(sample, emb, encoder_hidden_states, &owned, &owned);
+}
+
+Tensor UNet2DConditionModel::forward_impl(const Tensor& sample, const Tensor& emb,
                                           const Tensor& encoder_hidden_states,
                                           const ControlNetResiduals* residuals,
-                                          ControlNetResiduals* consumed,
-                                          std::optional<int64_t> class_label) {
+                                          ControlNetResiduals* consumed) {
   Backend& be = *be_;
   encoder_.check_inputs(sample, encoder_hidden_states);
   const int64_t batch = sample.size(0);
@@ -84,7 +104,10 @@ Tensor UNet2DConditionModel::forward_impl(const Tensor& sample, float timestep,
   const int64_t factor = int64_t{1} << encoder_.num_downsamplers();
   const bool forward_upsample_size = sample.size(2) % factor != 0 || sample.size(3) % factor != 0;
 
-  Tensor emb = encoder_.time_embedding(timestep, batch, class_label);
+  if (emb.dim() != 2 || emb.size(0) != batch)
+    throw std::runtime_error("UNet2DConditionModel: the time embedding is " +
+                             shape_str(emb.shape()) + ", not one row per sample of " +
+                             shape_str(sample.shape()));
   std::vector<Tensor> skips;
   Tensor x = encoder_.down(encoder_.conv_in(sample), emb, encoder_hidden_states, skips);
 

@@ -33,14 +33,24 @@ class UNet2DConditionModel {
   Tensor forward(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
                  ControlNetResiduals&& residuals);
 
+  // The time (and class) embedding forward() computes from its timestep, and
+  // forward() from one computed before: a recorded denoising step reads it
+  // from a fixed buffer, so that one recording serves every timestep.
+  Tensor time_embedding(float timestep, int64_t batch,
+                        std::optional<int64_t> class_label = std::nullopt) const;
+  Tensor forward_timed(const Tensor& sample, const Tensor& time_embedding,
+                       const Tensor& encoder_hidden_states,
+                       const ControlNetResiduals* residuals = nullptr);
+  Tensor forward_timed(const Tensor& sample, const Tensor& time_embedding,
+                       const Tensor& encoder_hidden_states, ControlNetResiduals&& residuals);
+
   int in_channels() const { return static_cast<int>(encoder_.spec().in_channels); }
   int out_channels() const { return static_cast<int>(decoder_.out_channels); }
   const nn::UNetEncoderSpec& spec() const { return encoder_.spec(); }
 
  private:
-  Tensor forward_impl(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
-                      const ControlNetResiduals* residuals, ControlNetResiduals* consumed,
-                      std::optional<int64_t> class_label);
+  Tensor forward_impl(const Tensor& sample, const Tensor& emb, const Tensor& encoder_hidden_states,
+                      const ControlNetResiduals* residuals, ControlNetResiduals* consumed);
 
   UNet2DConditionModel(const ModelConfig& cfg, const nn::UNetEncoderSpec& enc, WeightScope weights,
                        Backend& be);

@@ -6,6 +6,7 @@
 #include "pipeline/bicubic_upscale.h"
 #include "pipeline/flow_warp.h"
 #include "pipeline/noise.h"
+#include "pipeline/noise_prediction.h"
 
 namespace sdvsr {
 
@@ -44,18 +45,18 @@ Tensor StreamSession::predict_noise(const Tensor& latents, const Tensor& lr, int
 
 Tensor StreamSession::predict_noise_embedded(const Tensor& latents, const Tensor& lr, int64_t t,
                                              const Tensor* control_embedding) const {
-  // scale_model_input is the identity for DDIM; the LR frame joins as extra channels.
-  const Tensor model_in = be_.concat({latents, lr}, 1);
   const float timestep = static_cast<float>(t);
-  if (!control_embedding)
-    return models_.unet->forward(model_in, timestep, models_.prompt_embeds, nullptr);
-  // As the pipeline does: guess mode follows the ControlNet's global_pool_conditions.
-  ControlNetModel& cn = *models_.controlnet;
-  // Handed over, so the U-Net releases each residual once it is added.
-  return models_.unet->forward(
-      model_in, timestep, models_.prompt_embeds,
-      cn.forward_embedded(model_in, timestep, models_.prompt_embeds, *control_embedding,
-                          options_.conditioning_scale, cn.global_pool_conditions()));
+  const bool control = control_embedding && models_.controlnet;
+  // Both models keep their time embeddings per timestep: computed once a stream.
+  const Tensor unet_time = models_.unet->time_embedding(timestep, latents.size(0));
+  const Tensor control_time =
+      control ? models_.controlnet->time_embedding(timestep, latents.size(0)) : Tensor();
+  const TimedStep step{latents, lr, unet_time, control ? &control_time : nullptr,
+                       control ? control_embedding : nullptr};
+  if (recorded_)
+    if (std::optional<Tensor> pred = recorded_->predict(step, options_.conditioning_scale))
+      return *pred;
+  return predict_noise_timed(models_, be_, step, options_.conditioning_scale);
 }
 
 Tensor StreamSession::denoise(Tensor latents, const Tensor& lr, const Tensor* warped) const {

@@ -9,6 +9,7 @@
 
 #include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
+#include "pipeline/recorded_steps.h"
 #include "runtime/backend.h"
 
 namespace sdvsr {
@@ -53,6 +54,10 @@ class StreamSession {
   // owned; nullptr turns it off). The frames are the same either way.
   void set_flow_ahead(FlowAhead* ahead) { flow_ahead_ = ahead; }
   bool flow_ahead_enabled() const { return flow_ahead_ != nullptr; }
+  // Replays the denoising step from recordings (CUDA graphs; not owned, may
+  // serve several sessions of the same models one push at a time; nullptr:
+  // op by op). The frames are the same either way.
+  void set_recorded_steps(RecordedSteps* steps) { recorded_ = steps; }
 
   // ---- the stages push() is made of (public so tests can feed golden inputs) ----
   Tensor upscale(const Tensor& lr) const;  // bicubic x4
@@ -80,6 +85,7 @@ class StreamSession {
   std::vector<int64_t> timesteps_;
   StreamState state_;
   FlowAhead* flow_ahead_ = nullptr;
+  RecordedSteps* recorded_ = nullptr;
 };
 
 }  // namespace sdvsr

@@ -6,6 +6,8 @@
 // Devices: every op accepts inputs on the host (weights mapped from files,
 // tensors host code built) or on the backend's device, and returns tensors on
 // its device (device()). Host code reads results only after to_host().
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,6 +36,15 @@ std::string compute_dtype_name(ComputeDtype d);
 // float32|fp32, float16|fp16|half, bfloat16|bf16; anything else throws a one-line
 // std::runtime_error.
 ComputeDtype parse_compute_dtype(const std::string& s);
+
+// Device work recorded once and replayed (a CUDA graph): every op of the
+// recording runs again on the storage it was recorded with, reading whatever
+// values that storage holds at replay.
+class Recording {
+ public:
+  virtual ~Recording() = default;
+  virtual void replay() = 0;
+};
 
 class Backend {
  public:
@@ -163,6 +174,26 @@ class Backend {
   virtual Tensor activation_in_place(Tensor x, Activation a) { return activation(x, a); }
   virtual Tensor add_in_place(Tensor a, const Tensor& b) { return add(a, b); }
   virtual Tensor scale_in_place(Tensor x, float s) { return scale(x, s); }
+
+  // ---- recorded work (cuda: cuda_graph.cpp) ----
+  // Whether record() can work here (the CPU runs each op as it is called: no).
+  virtual bool can_record() const { return false; }
+  // The device work `work` issues on this backend, recorded without running
+  // it. `work` must read its inputs from tensors made before (their storage is
+  // what a replay reads), write its results with copy_into() into tensors made
+  // before, and let every tensor it creates die inside it; ops that need the
+  // host mid-way (an upload, a download, a cache filled for the first time)
+  // make the recording fail, so run `work` once unrecorded first. Throws a
+  // one-line std::runtime_error when the work cannot be recorded.
+  virtual std::unique_ptr<Recording> record(const std::function<void()>& work) {
+    (void)work;
+    throw std::runtime_error(name() + " cannot record work (it runs each op as it is called)");
+  }
+  // Writes src's values (host or this backend's device) into dst's storage, a
+  // tensor of this backend's device with as many elements. The one op that
+  // writes into an existing tensor: the fixed buffers a recording reads and
+  // writes. This default handles host storage only.
+  virtual void copy_into(const Tensor& dst, const Tensor& src);
 };
 
 // The process-wide CPU backend.

@@ -1,5 +1,6 @@
 #include "runtime/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
@@ -63,6 +64,10 @@ Context::~Context() {
     std::lock_guard<std::mutex> lock(upload_mutex_);
     uploads_.clear();
   }
+  {
+    std::lock_guard<std::mutex> lock(table_mutex_);
+    tables_.clear();
+  }
   if (cudnn) cudnnDestroy(cudnn);
   if (cublas) cublasDestroy(cublas);
   if (stream) {
@@ -90,7 +95,34 @@ std::shared_ptr<void> Context::scratch(size_t bytes) {
   return std::shared_ptr<void>(p, [s](void* q) { cudaFreeAsync(q, s); });
 }
 
+void Context::require_not_recording(const char* what) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(stream, &status), "cudaStreamIsCapturing");
+  if (status != cudaStreamCaptureStatusNone)
+    throw std::runtime_error(std::string(what) +
+                             ": needs the host while a CUDA graph is being recorded");
+}
+
+std::shared_ptr<void> Context::device_table(const std::vector<int64_t>& key, const void* host,
+                                            size_t bytes) {
+  std::lock_guard<std::mutex> lock(table_mutex_);
+  auto it = tables_.find(key);
+  if (it != tables_.end()) return it->second;
+  require_not_recording("a new resampling table");
+  // Never evicted: a recording may hold the address, and each table is a few
+  // kilobytes (one per resampled size and axis).
+  std::shared_ptr<void> d = scratch(std::max<size_t>(bytes, 1));
+  if (bytes) {
+    check(cudaMemcpyAsync(d.get(), host, bytes, cudaMemcpyHostToDevice, stream),
+          "resampling table (cudaMemcpyAsync)");
+    check(cudaStreamSynchronize(stream), "resampling table (cudaStreamSynchronize)");
+  }
+  tables_.emplace(key, d);
+  return d;
+}
+
 Tensor Context::upload(const Tensor& x) {
+  require_not_recording("upload of a host tensor");
   Tensor d = empty(x.shape());
   if (x.numel())
     check(cudaMemcpyAsync(d.raw_data(), x.data(), static_cast<size_t>(x.numel()) * sizeof(float),
@@ -163,6 +195,7 @@ Reduced Context::reduced(const Tensor& x, bool weight) {
 }
 
 Tensor Context::download(const Tensor& x) {
+  require_not_recording("to_host");
   Tensor h = Tensor::uninitialized(x.shape());
   if (x.numel())
     check(cudaMemcpyAsync(h.data(), x.raw_data(), static_cast<size_t>(x.numel()) * sizeof(float),
@@ -202,7 +235,11 @@ int64_t CudaBackend::peak_device_memory_bytes() {
   cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
   cuda::check(cudaMemPoolGetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &high),
               "cudaMemPoolGetAttribute");
-  return static_cast<int64_t>(high);
+  // Memory recorded graphs allocate for themselves lies outside the pool.
+  uint64_t graphs = 0;
+  cuda::check(cudaDeviceGetGraphMemAttribute(index_, cudaGraphMemAttrUsedMemHigh, &graphs),
+              "cudaDeviceGetGraphMemAttribute");
+  return static_cast<int64_t>(high + graphs);
 }
 
 void CudaBackend::reset_peak_device_memory() {
@@ -210,6 +247,8 @@ void CudaBackend::reset_peak_device_memory() {
   cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
   cuda::check(cudaMemPoolSetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
               "cudaMemPoolSetAttribute");
+  cuda::check(cudaDeviceSetGraphMemAttribute(index_, cudaGraphMemAttrUsedMemHigh, &zero),
+              "cudaDeviceSetGraphMemAttribute");
 }
 
 int64_t CudaBackend::reduced_weight_copies() { return ctx_->reduced_copies_made(); }

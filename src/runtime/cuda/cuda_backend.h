@@ -6,10 +6,11 @@
 // cuBLAS for matrix products, cuDNN for convolutions, kernels of our own for
 // the rest. One method family per file, mirroring runtime/cpu/:
 // cuda_conv.cpp, cuda_matmul.cpp, cuda_norm.cu, cuda_elementwise.cu,
-// cuda_resample.cu, cuda_attention.cu, cuda_raft.cu.
+// cuda_resample.cu, cuda_attention.cu, cuda_raft.cu; recording CUDA graphs in
+// cuda_graph.cpp.
 //
 // Devices: results are kCuda tensors in memory from a caching allocator
-// (cuda_memory.cpp). Host inputs are accepted everywhere: borrowed host tensors
+// (cudaMallocAsync's stream-ordered pool, Context::empty). Host inputs are accepted everywhere: borrowed host tensors
 // (weights mapped from files) are uploaded once and cached by storage owner;
 // other host tensors are uploaded per call. All work runs on one stream per
 // backend; to_host() synchronises it.
@@ -42,8 +43,9 @@ class CudaBackend final : public Backend {
   Tensor to_device(const Tensor& x) override;
   ComputeDtype compute_dtype() const override { return dtype_; }
   // The device's stream-ordered pool (shared by every backend of the device):
-  // its high-water mark of memory in use. cuBLAS's and cuDNN's own
-  // allocations outside the pool are not counted.
+  // its high-water mark of memory in use, plus that of the memory CUDA graphs
+  // hold for their own allocations. cuBLAS's and cuDNN's own allocations
+  // outside the pool are not counted.
   int64_t peak_device_memory_bytes() override;
   void reset_peak_device_memory() override;
 
@@ -92,6 +94,11 @@ class CudaBackend final : public Backend {
   Tensor raft_corr_lookup_direct(const Tensor& fmap1_cl, const std::vector<Tensor>& fmap2_levels,
                                  const Tensor& coords, int radius) override;
   Tensor raft_convex_upsample(const Tensor& flow, const Tensor& mask, int factor) override;
+
+  // CUDA graphs: record() captures the stream's work (cuda_graph.cpp).
+  bool can_record() const override { return true; }
+  std::unique_ptr<Recording> record(const std::function<void()>& work) override;
+  void copy_into(const Tensor& dst, const Tensor& src) override;
 
   cuda::Context& context() { return *ctx_; }
   // How many 16-bit weight copies this backend has made (each weight once).

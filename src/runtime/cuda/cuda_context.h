@@ -81,6 +81,17 @@ struct Context {
   }
   // Host copy (synchronises the stream).
   Tensor download(const Tensor& x);
+  // Throws "<what>: needs the host while a CUDA graph is being recorded" when
+  // this context's stream is capturing: a copy from pageable memory or a
+  // synchronisation would end the capture with a less helpful error, and host
+  // memory read at replay would be stale.
+  void require_not_recording(const char* what);
+
+  // Resampling taps (source indices, weights) on the device, uploaded once per
+  // key and kept: the U-Net's upsamplers run every step at the same sizes, and
+  // a recording cannot upload them.
+  std::shared_ptr<void> device_table(const std::vector<int64_t>& key, const void* host,
+                                     size_t bytes);
   // x's values rounded to this context's 16-bit dtype (round to nearest even),
   // on the device. Borrowed host tensors (mapped weights) are converted once
   // and cached by storage; device tensors too when `weight` (an operand passed
@@ -117,6 +128,9 @@ struct Context {
   std::mutex reduced_mutex_;
   std::map<std::pair<const void*, Device>, std::vector<ReducedCopy>> reduced_copies_;
   int64_t reduced_copies_made_ = 0;
+
+  std::mutex table_mutex_;
+  std::map<std::vector<int64_t>, std::shared_ptr<void>> tables_;
 };
 
 // Kernel launchers other files share (defined in cuda_elementwise.cu).

@@ -1,6 +1,6 @@
 // Resampling on the device with cpu_resample.cpp's summation order: the
 // per-axis taps (source indices and weights) come from runtime/resample_taps,
-// as on the CPU, and are uploaded; the kernels only gather and sum.
+// as on the CPU, and are uploaded once per size; the kernels only gather and sum.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -24,17 +24,14 @@ void check_image(const Tensor& x, const char* op) {
   cuda::require(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
 }
 
-// A host vector copied to scratch device memory (the copy completes before return).
+// A host vector on the device, uploaded once per (kind, source size, output
+// size, align_corners, part) and kept by the context.
+enum class TableKind : int64_t { kNearest, kLinear, kCubic };
 template <typename T>
-std::shared_ptr<void> upload_vector(cuda::Context& c, const std::vector<T>& v) {
-  std::shared_ptr<void> d = c.scratch(std::max<size_t>(v.size(), 1) * sizeof(T));
-  if (!v.empty()) {
-    cuda::check(cudaMemcpyAsync(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice,
-                                c.stream),
-                "resample taps (cudaMemcpyAsync)");
-    cuda::check(cudaStreamSynchronize(c.stream), "resample taps (cudaStreamSynchronize)");
-  }
-  return d;
+std::shared_ptr<void> device_vector(cuda::Context& c, TableKind kind, int64_t in, int64_t out,
+                                    bool align_corners, int64_t part, const std::vector<T>& v) {
+  return c.device_table({static_cast<int64_t>(kind), in, out, align_corners ? 1 : 0, part},
+                        v.data(), v.size() * sizeof(T));
 }
 
 // ---- device ----
@@ -125,13 +122,17 @@ __global__ void avg_pool_kernel(const float* src, float* dst, int64_t total, int
 }
 
 Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t out_w,
-                 const AxisTaps& ty, const AxisTaps& tx, const char* op) {
+                 TableKind kind, bool align_corners, const AxisTaps& ty, const AxisTaps& tx,
+                 const char* op) {
   const Tensor x = c.input(x_in);
   Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
   const int64_t total = out.numel();
   if (total == 0) return out;
-  const auto iy = upload_vector(c, ty.index), wy = upload_vector(c, ty.weight);
-  const auto ix = upload_vector(c, tx.index), wx = upload_vector(c, tx.weight);
+  const int64_t h = x.size(2), w = x.size(3);
+  const auto iy = device_vector(c, kind, h, out_h, align_corners, 0, ty.index);
+  const auto wy = device_vector(c, kind, h, out_h, align_corners, 1, ty.weight);
+  const auto ix = device_vector(c, kind, w, out_w, align_corners, 0, tx.index);
+  const auto wx = device_vector(c, kind, w, out_w, align_corners, 1, tx.weight);
   separable_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
       x.raw_data(), out.raw_data(), total, x.size(2), x.size(3), out_h, out_w, ty.taps,
       static_cast<const int64_t*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
@@ -154,7 +155,8 @@ Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t 
   Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
   const int64_t total = out.numel();
   if (total == 0) return out;
-  const auto dy = upload_vector(c, iy), dx = upload_vector(c, ix);
+  const auto dy = device_vector(c, TableKind::kNearest, h, out_h, false, 0, iy);
+  const auto dx = device_vector(c, TableKind::kNearest, w, out_w, false, 0, ix);
   nearest_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
       x.raw_data(), out.raw_data(), total, h, w, out_h, out_w,
       static_cast<const int64_t*>(dy.get()), static_cast<const int64_t*>(dx.get()));
@@ -166,7 +168,8 @@ Tensor CudaBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t ou
                                       bool align_corners) {
   check_image(x, "upsample_bilinear");
   cuda::require(out_h > 0 && out_w > 0, "upsample_bilinear", "output size must be positive");
-  return separable(*ctx_, x, out_h, out_w, linear_taps(x.size(2), out_h, align_corners),
+  return separable(*ctx_, x, out_h, out_w, TableKind::kLinear, align_corners,
+                   linear_taps(x.size(2), out_h, align_corners),
                    linear_taps(x.size(3), out_w, align_corners), "upsample_bilinear");
 }
 
@@ -174,7 +177,8 @@ Tensor CudaBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out
                                      bool align_corners) {
   check_image(x, "upsample_bicubic");
   cuda::require(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
-  return separable(*ctx_, x, out_h, out_w, cubic_taps(x.size(2), out_h, align_corners),
+  return separable(*ctx_, x, out_h, out_w, TableKind::kCubic, align_corners,
+                   cubic_taps(x.size(2), out_h, align_corners),
                    cubic_taps(x.size(3), out_w, align_corners), "upsample_bicubic");
 }
 
