@@ -11,17 +11,14 @@ namespace {
 
 class CountedRecording final : public Recording {
  public:
-  CountedRecording(std::unique_ptr<Recording> inner, double flops, std::atomic<double>& total)
-      : inner_(std::move(inner)), flops_(flops), total_(total) {}
-  void replay() override {
-    inner_->replay();
-    total_.fetch_add(flops_);
-  }
+  CountedRecording(std::unique_ptr<Recording> inner, double flops, CountingBackend& owner)
+      : inner_(std::move(inner)), flops_(flops), owner_(owner) {}
+  void replay() override { owner_.replay_counted(*inner_, flops_); }
 
  private:
   std::unique_ptr<Recording> inner_;
   double flops_;
-  std::atomic<double>& total_;
+  CountingBackend& owner_;
 };
 
 }  // namespace
@@ -41,7 +38,19 @@ std::unique_ptr<Recording> CountingBackend::record(const std::function<void()>& 
   profiling_ = profiling;
   const double recorded = flops_.load() - before;
   flops_.store(before);
-  return std::make_unique<CountedRecording>(std::move(inner), recorded, flops_);
+  return std::make_unique<CountedRecording>(std::move(inner), recorded, *this);
+}
+
+void CountingBackend::replay_counted(Recording& inner, double flops) {
+  replaying_ = true;
+  try {
+    inner.replay();
+  } catch (...) {
+    replaying_ = false;
+    throw;
+  }
+  replaying_ = false;
+  flops_.fetch_add(flops);
 }
 
 Tensor CountingBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,

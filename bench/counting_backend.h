@@ -88,6 +88,10 @@ class CountingBackend final : public Backend {
   bool can_record() const override { return inner_.can_record(); }
   std::unique_ptr<Recording> record(const std::function<void()>& work) override;
   void copy_into(const Tensor& dst, const Tensor& src) override { inner_.copy_into(dst, src); }
+  // Replays `inner` (one of this backend's recordings) and counts its `flops`;
+  // ops a replay calls on the host (a test backend that replays by running the
+  // work again) are not counted twice.
+  void replay_counted(Recording& inner, double flops);
 
   Tensor group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                     float eps) override {
@@ -147,13 +151,14 @@ class CountingBackend final : public Backend {
 
  private:
   void count(const char* op, double f) {
+    if (replaying_) return;
     flops_.fetch_add(f);
     if (profiling_) profile_[op].flops += f;
   }
   // Runs fn (one inner op); with profiling on, its time is booked under `op`.
   template <class Fn>
   Tensor timed(const char* op, Fn&& fn) {
-    if (!profiling_) return fn();
+    if (!profiling_ || replaying_) return fn();
     const auto t0 = std::chrono::steady_clock::now();
     Tensor out = fn();
     OpStats& st = profile_[op];
@@ -165,6 +170,7 @@ class CountingBackend final : public Backend {
   Backend& inner_;
   std::atomic<double> flops_{0.0};
   bool profiling_ = false;
+  bool replaying_ = false;
   std::map<std::string, OpStats> profile_;  // ops are called from one thread
 };
 

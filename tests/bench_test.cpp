@@ -15,6 +15,7 @@
 
 #include "counting_backend.h"
 #include "golden.h"
+#include "replaying_backend.h"
 #include "run_program.h"
 #include "runtime/device_backend.h"
 
@@ -141,6 +142,34 @@ TEST(BenchProgram, JsonRunOnCuda) {
     seen.insert(j["component"].get<std::string>());
   }
   EXPECT_EQ(seen, kComponents);
+}
+
+// A recording launches nothing, so the ops its work calls while recording
+// count nothing; each replay then counts what they do (2 x 15 x 4 x 8 for this
+// linear layer). A failed recording leaves the count as it was.
+TEST(CountingBackend, ARecordingCountsItsFlopsAtEveryReplay) {
+  using Mode = test::ReplayingBackend::Mode;
+  test::ReplayingBackend inner(Mode::kTraverse);
+  bench::CountingBackend be(inner);
+  EXPECT_TRUE(be.can_record());
+  const Tensor a = Tensor::full({3, 5, 8}, 0.5f), w = Tensor::full({4, 8}, 0.25f);
+  const Tensor out = Tensor::zeros({3, 5, 4});
+  be.set_profiling(true);
+  std::unique_ptr<Recording> rec = be.record([&] { be.copy_into(out, be.linear(a, w, nullptr)); });
+  EXPECT_DOUBLE_EQ(be.flops(), 0.0);
+  EXPECT_TRUE(be.profile().empty()) << "recording timed an op it did not launch";
+  rec->replay();
+  rec->replay();
+  EXPECT_DOUBLE_EQ(be.flops(), 2 * (2.0 * 15 * 4 * 8));
+  EXPECT_EQ(out.to_vector(), std::vector<float>(60, 1.f));  // 8 x 0.5 x 0.25
+  EXPECT_EQ(inner.replays_run, 2);
+
+  test::ReplayingBackend failing(Mode::kFail);
+  bench::CountingBackend counting_failing(failing);
+  counting_failing.linear(a, w, nullptr);
+  EXPECT_THROW(counting_failing.record([&] { counting_failing.linear(a, w, nullptr); }),
+               std::runtime_error);
+  EXPECT_DOUBLE_EQ(counting_failing.flops(), 2.0 * 15 * 4 * 8);
 }
 
 // FLOPs = 2 x multiply-adds, counted from the shapes independently here; the

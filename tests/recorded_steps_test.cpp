@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "cpu_forwarding_backend.h"
 #include "golden.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/recorded_steps.h"
 #include "pipeline/stream_session.h"
+#include "replaying_backend.h"
 #include "runtime/warnings.h"
 #include "test_tensors.h"
 
@@ -24,33 +24,7 @@ namespace {
 
 using test::SameBits;
 
-// Records by keeping the work; replays by running it. fail_recording: every
-// record() throws, as a capture that meets an upload would.
-class ReplayingBackend final : public test::CpuForwardingBackend {
- public:
-  explicit ReplayingBackend(bool fail_recording = false) : fail_(fail_recording) {}
-  std::string name() const override { return "replaying-cpu"; }
-  bool can_record() const override { return true; }
-  std::unique_ptr<Recording> record(const std::function<void()>& work) override {
-    ++records_asked;
-    if (fail_) throw std::runtime_error("upload of a host tensor: needs the host while recording");
-    return std::make_unique<Replay>(work, replays_run);
-  }
-  int records_asked = 0;
-  int replays_run = 0;
-
- private:
-  struct Replay final : Recording {
-    Replay(std::function<void()> w, int& count) : work(std::move(w)), replays(count) {}
-    void replay() override {
-      ++replays;
-      work();
-    }
-    std::function<void()> work;
-    int& replays;
-  };
-  bool fail_;
-};
+using test::ReplayingBackend;
 
 using test::golden_sequence;
 using Sequence = test::GoldenSequence;
@@ -122,7 +96,7 @@ TEST(RecordedSteps, AnotherResolutionOrScaleGetsItsOwnRecording) {
 }
 
 TEST(RecordedSteps, AFailedRecordingFallsBackOnceAndWarns) {
-  ReplayingBackend be(/*fail_recording=*/true);
+  ReplayingBackend be(ReplayingBackend::Mode::kFail);
   const auto models = test::load_tiny_models(be);
   const Sequence seq = golden_sequence("e2e_seq_a.safetensors");
   const std::vector<Tensor> plain = frames(*models, be, seq, nullptr);
