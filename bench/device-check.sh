@@ -3,8 +3,9 @@
 # within 8 minutes: the machine's facts, the GPU tests, the benchmark on the
 # tiny golden model, a full-size synthetic model, and the benchmark at 720p
 # output (LR 180x320) in bfloat16 and float16, 1080p output (LR 272x480, the
-# CLI's padding of 270x480) for the memory figure, float32 if time is left;
-# the summary, the targets and the tables are printed last.
+# CLI's padding of 270x480) for the memory figure, float32 and bfloat16 with
+# the CUDA graphs off (what the graphs bring) if time is left; the summary,
+# the targets and the tables are printed last.
 #
 # The GPU machine cannot build this project: it has the CUDA toolkit, CMake
 # and ninja, but no oneDNN, FFmpeg, GoogleTest or nlohmann-json, no apt and no
