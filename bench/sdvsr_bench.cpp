@@ -334,10 +334,11 @@ Tensor test_image(const Shape& shape, uint64_t stream) {
 std::vector<Row> bench_size(const ModelBundle& models, const Target& target, CountingBackend& be,
                             Backend* flow_side, const LrSize& lr, const Args& args, double peak) {
   const int repeats = args.repeats;
-  auto wanted = [&](const std::string& c) {
-    return args.components.empty() ||
-           std::find(args.components.begin(), args.components.end(), c) != args.components.end();
+  // Named in --components; wanted: named, or in the default list (no --components).
+  auto named = [&](const std::string& c) {
+    return std::find(args.components.begin(), args.components.end(), c) != args.components.end();
   };
+  auto wanted = [&](const std::string& c) { return args.components.empty() || named(c); };
   const int f = models.vae_scale_factor;
   if (lr.h % f || lr.w % f)
     throw std::runtime_error("LR size " + lr.str() + " is not a multiple of the VAE scale factor " +
@@ -383,8 +384,7 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
   // A later frame's step through the pipeline (recorded where the backend
   // records). By name only; run once more than measure() warms up, so the
   // recording is made before the timed calls.
-  if (std::find(args.components.begin(), args.components.end(), "denoise_step") !=
-      args.components.end()) {
+  if (named("denoise_step")) {
     const Tensor embedding = models.controlnet->condition_embedding(warped);
     const int64_t t = session.timesteps().front();
     auto step = [&] { be.to_host(session.predict_noise_embedded(latents, lr_a, t, &embedding)); };
@@ -400,8 +400,7 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
   });
   // The same with the next frame's flow on a second stream (FlowAhead): the
   // per-frame time of a stream in steady state. Asked for by name only.
-  const bool ahead_wanted = std::find(args.components.begin(), args.components.end(),
-                                      "frame_flow_ahead") != args.components.end();
+  const bool ahead_wanted = named("frame_flow_ahead");
   if (ahead_wanted && !flow_side)
     std::cerr << "sdvsr-bench: frame_flow_ahead needs a GPU (the CPU has no second stream)\n";
   if (ahead_wanted && flow_side) {

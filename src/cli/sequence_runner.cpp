@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <utility>
 
 #include "cli/prefetcher.h"
 #include "cli/signals.h"
@@ -138,6 +139,13 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
   Prefetcher frames(*source);
   int64_t padded_w = 0, padded_h = 0;  // of the first frame this run
   bool told_alpha = false;             // "transparency dropped" is said once per sequence
+  // VaeImageProcessor: v / 255, then 2x - 1.
+  auto to_lr = [&](const Image& padded_image) {
+    return be.add_scalar(be.scale(image_to_tensor(padded_image), 2.0f), -1.0f);
+  };
+  // The next frame's LR tensor, made early for the flow ahead: used as is
+  // when that frame's turn comes.
+  std::optional<Tensor> made_ahead;
   try {
     while (!stop_requested()) {
       std::optional<Frame> frame = frames.next();
@@ -163,11 +171,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
                                  " differs from the sequence's first frame");
       padded_w = padded.width;
       padded_h = padded.height;
-      // VaeImageProcessor: v / 255, then 2x - 1.
-      auto to_lr = [&](const Image& padded_image) {
-        return be.add_scalar(be.scale(image_to_tensor(padded_image), 2.0f), -1.0f);
-      };
-      const Tensor lr = to_lr(padded);
+      const Tensor lr = made_ahead ? *std::exchange(made_ahead, std::nullopt) : to_lr(padded);
       // The next frame, when already read and of the same size, lets the flow
       // into it run beside this frame's diffusion.
       std::optional<Tensor> next_lr;
@@ -177,6 +181,7 @@ SequenceOutcome run_sequence(const SequenceJob& job, RunContext& ctx) {
           if (next_padded.width == padded.width && next_padded.height == padded.height)
             next_lr = to_lr(next_padded);
         }
+      made_ahead = next_lr;
       std::optional<Tensor> injected;
       if (ctx.noise) {
         injected = ctx.noise->latent_for(job.name, k);

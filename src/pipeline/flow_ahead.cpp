@@ -21,6 +21,10 @@ FlowAhead::~FlowAhead() { cancel(); }
 
 void FlowAhead::cancel() {
   if (pending_.valid()) pending_.wait();
+  forget_pending();
+}
+
+void FlowAhead::forget_pending() {
   pending_ = {};
   pending_index_ = -1;
   pending_lr_ = Tensor();
@@ -59,9 +63,7 @@ std::optional<Tensor> FlowAhead::take(int64_t index, const Tensor& lr) {
     // Computed again by the caller, which reports the error in its own words.
     last_lr_ = last_up_ = Tensor();
   }
-  pending_ = {};
-  pending_index_ = -1;
-  pending_lr_ = Tensor();
+  forget_pending();
   if (flow) ++flows_used_;
   return flow;
 }

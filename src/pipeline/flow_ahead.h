@@ -40,6 +40,8 @@ class FlowAhead {
   int64_t flows_used() const { return flows_used_; }
 
  private:
+  void forget_pending();  // after the pending flow was waited for or taken
+
   Backend& side_;
   std::unique_ptr<Raft> raft_;
   std::future<Tensor> pending_;

@@ -24,11 +24,12 @@ Tensor map_unary(const Tensor& x, F f) {
   return out;
 }
 
+// out[i] = f(a[i], b[i]); out is a new tensor unless given (it may be a).
 template <typename F>
-Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f, Tensor out = Tensor()) {
   cpu::check(a.shape() == b.shape(), op,
              "shapes differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
-  Tensor out = Tensor::uninitialized(a.shape());
+  if (!out.defined()) out = Tensor::uninitialized(a.shape());
   const float* sa = a.data();
   const float* sb = b.data();
   float* d = out.data();
@@ -105,9 +106,9 @@ Tensor CpuBackend::geglu(const Tensor& x) {
   return out;
 }
 
-Tensor CpuBackend::add(const Tensor& a, const Tensor& b) {
-  return map_binary(a, b, "add", [](float u, float v) { return u + v; });
-}
+constexpr auto kPlus = [](float u, float v) { return u + v; };
+
+Tensor CpuBackend::add(const Tensor& a, const Tensor& b) { return map_binary(a, b, "add", kPlus); }
 
 // ---- in place when the caller gave up the only reference (same arithmetic) ----
 Tensor CpuBackend::activation_in_place(Tensor x, Activation a) {
@@ -128,14 +129,7 @@ Tensor CpuBackend::activation_in_place(Tensor x, Activation a) {
 
 Tensor CpuBackend::add_in_place(Tensor a, const Tensor& b) {
   if (!a.is_sole_writable_host_copy()) return add(a, b);
-  cpu::check(a.shape() == b.shape(), "add",
-             "shapes differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
-  float* d = a.data();
-  const float* sb = b.data();
-  const int64_t n = a.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) d[i] = d[i] + sb[i];
-  return a;
+  return map_binary(a, b, "add", kPlus, a);
 }
 
 Tensor CpuBackend::scale_in_place(Tensor x, float s) {

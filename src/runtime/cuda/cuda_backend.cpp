@@ -30,14 +30,18 @@ void require(bool ok, const char* op, const std::string& message) {
   if (!ok) throw std::runtime_error(std::string(op) + ": " + message);
 }
 
+cudaMemPool_t device_pool(int device) {
+  cudaMemPool_t pool;
+  check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+  return pool;
+}
+
 Context::Context(int dev, ComputeDtype dt) : device(dev), dtype(dt) {
   check(cudaSetDevice(device), "cudaSetDevice");
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // Keep freed blocks in the device's default pool instead of returning them.
-  cudaMemPool_t pool;
-  check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
   uint64_t keep = UINT64_MAX;
-  check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
+  check(cudaMemPoolSetAttribute(device_pool(device), cudaMemPoolAttrReleaseThreshold, &keep),
         "cudaMemPoolSetAttribute");
   check(cublasCreate(&cublas), "cublasCreate");
   check(cublasSetStream(cublas, stream), "cublasSetStream");
@@ -222,18 +226,11 @@ Tensor CudaBackend::to_device(const Tensor& x) {
   return ctx_->input(x);
 }
 
-namespace {
-cudaMemPool_t device_pool(int device) {
-  cudaMemPool_t pool;
-  cuda::check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
-  return pool;
-}
-}  // namespace
 
 int64_t CudaBackend::peak_device_memory_bytes() {
   uint64_t high = 0;
   cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
-  cuda::check(cudaMemPoolGetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &high),
+  cuda::check(cudaMemPoolGetAttribute(cuda::device_pool(index_), cudaMemPoolAttrUsedMemHigh, &high),
               "cudaMemPoolGetAttribute");
   // Memory recorded graphs allocate for themselves lies outside the pool.
   uint64_t graphs = 0;
@@ -245,7 +242,7 @@ int64_t CudaBackend::peak_device_memory_bytes() {
 void CudaBackend::reset_peak_device_memory() {
   uint64_t zero = 0;
   cuda::check(cudaStreamSynchronize(ctx_->stream), "cudaStreamSynchronize");
-  cuda::check(cudaMemPoolSetAttribute(device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
+  cuda::check(cudaMemPoolSetAttribute(cuda::device_pool(index_), cudaMemPoolAttrUsedMemHigh, &zero),
               "cudaMemPoolSetAttribute");
   cuda::check(cudaDeviceSetGraphMemAttribute(index_, cudaGraphMemAttrUsedMemHigh, &zero),
               "cudaDeviceSetGraphMemAttribute");

@@ -24,6 +24,8 @@ void check(cublasStatus_t s, const char* what);
 void check(cudnnStatus_t s, const char* what);
 // Throw std::runtime_error("<op>: <message>") unless ok (argument checks).
 void require(bool ok, const char* op, const std::string& message);
+// The device's default stream-ordered pool, which every backend of the device shares.
+cudaMemPool_t device_pool(int device);
 // The last kernel launch's error, if any.
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 

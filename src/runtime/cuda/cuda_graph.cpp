@@ -66,16 +66,15 @@ std::unique_ptr<Recording> CudaBackend::record(const std::function<void()>& work
     cudaGetLastError();  // a failed capture leaves its error behind; the stream is usable again
     throw std::runtime_error("recording a CUDA graph failed: " + failure);
   }
+  auto recording = std::make_unique<CudaRecording>(exec, c.stream, index_);
   // The unrecorded warm-up left the step's intermediates in the pool, which
   // keeps freed memory; the graph has memory of its own from now on, so give
   // what the pool holds unused back before the graph's first launch maps its
   // own (two copies of the U-Net's intermediates would not fit 1080p in 24 GB).
-  cudaMemPool_t pool;
-  if (cudaStreamSynchronize(c.stream) == cudaSuccess &&
-      cudaDeviceGetDefaultMemPool(&pool, index_) == cudaSuccess)
-    cudaMemPoolTrimTo(pool, 0);
+  if (cudaStreamSynchronize(c.stream) == cudaSuccess)
+    cudaMemPoolTrimTo(cuda::device_pool(index_), 0);
   cudaGetLastError();
-  return std::make_unique<CudaRecording>(exec, c.stream, index_);
+  return recording;
 }
 
 void CudaBackend::copy_into(const Tensor& dst, const Tensor& src) {
