@@ -63,7 +63,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define SDVSR_VERSION_MAJOR 0
-#define SDVSR_VERSION_MINOR 1
+#define SDVSR_VERSION_MINOR 2
 #define SDVSR_VERSION_PATCH 0
 
 /* The library's version as "MAJOR.MINOR.PATCH" (static storage; never NULL).
@@ -166,12 +166,24 @@ SDVSR_API sdvsr_status sdvsr_model_size_multiple(const sdvsr_model* model, int* 
 
 typedef struct sdvsr_stream sdvsr_stream;
 
+/* Whether a stream computes the optical flow into the next frame (RAFT) beside
+ * the current frame's denoising, when the caller names the next frame
+ * (sdvsr_stream_push_next). The frames are the same either way. */
+typedef enum sdvsr_flow_ahead {
+  SDVSR_FLOW_AHEAD_AUTO = 0, /* on with a GPU (a second CUDA stream), off on the CPU */
+  SDVSR_FLOW_AHEAD_ON = 1,   /* on the CPU too: a second thread (gains only with idle cores) */
+  SDVSR_FLOW_AHEAD_OFF = 2
+} sdvsr_flow_ahead;
+
 typedef struct sdvsr_stream_options {
   uint32_t struct_size;     /* set by sdvsr_stream_options_init() */
   int num_inference_steps;  /* DDIM steps per frame; default 4 */
   uint64_t seed;            /* initial noise of frame k: Philox(seed, k); default 0 */
   sdvsr_progress_fn progress;  /* optional */
   void* progress_user_data;
+  /* Added in 0.2 (a caller built against 0.1 passes the shorter struct and
+   * gets the default): */
+  int flow_ahead;           /* sdvsr_flow_ahead; default SDVSR_FLOW_AHEAD_AUTO */
 } sdvsr_stream_options;
 
 SDVSR_API sdvsr_status sdvsr_stream_options_init(sdvsr_stream_options* options);
@@ -198,6 +210,18 @@ SDVSR_API sdvsr_status sdvsr_stream_close(sdvsr_stream* stream);
 SDVSR_API sdvsr_status sdvsr_stream_push(sdvsr_stream* stream, const uint8_t* lr, int width,
                                          int height, size_t lr_stride, uint8_t* hr,
                                          size_t hr_stride);
+
+/* sdvsr_stream_push, naming the frame that will be pushed next: `next_lr`
+ * (the same size, rows `next_lr_stride` bytes apart; NULL at the end of the
+ * sequence). With flow-ahead on (see sdvsr_flow_ahead) the flow into it is
+ * computed while this frame denoises, and the next push uses it when it gets
+ * that very frame (compared by value; otherwise it computes the flow itself).
+ * The frames are bit-identical to sdvsr_stream_push's; only the time differs.
+ * `next_lr` is read before this call returns and need not outlive it. */
+SDVSR_API sdvsr_status sdvsr_stream_push_next(sdvsr_stream* stream, const uint8_t* lr, int width,
+                                              int height, size_t lr_stride, const uint8_t* next_lr,
+                                              size_t next_lr_stride, uint8_t* hr,
+                                              size_t hr_stride);
 
 /* Initial latents injected in place of the stream's generated noise (parity
  * tests against a reference run): float32, C order, shape [1, C, h', w'] where

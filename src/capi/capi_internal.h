@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "pipeline/flow_ahead.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/stream_session.h"
 #include "sdvsr/sdvsr.h"
@@ -65,6 +66,11 @@ struct LoadedModel {
   // Each resolution's denoising step recorded once (CUDA graphs) and replayed
   // for every stream of the model (pushes are one at a time); null on the CPU.
   std::unique_ptr<RecordedSteps> recorded_steps;
+  // Flow-ahead: the backend the streams' next-frame flows run on (a second
+  // CUDA stream; null on the CPU, where SDVSR_FLOW_AHEAD_ON uses `backend`
+  // from a second thread), one flow at a time across the streams.
+  Backend* side_backend = nullptr;
+  std::mutex side_lane;
   sdvsr_log_fn log = nullptr;
   void* log_user_data = nullptr;
 
@@ -87,5 +93,7 @@ struct sdvsr_stream {
   std::atomic<bool> cancel_requested{false};
   // The LR size of the sequence's first frame (0 before it): later frames must match.
   int width = 0, height = 0;
+  // Declared before the session, which points to it (destroyed after it).
+  std::unique_ptr<sdvsr::FlowAhead> flow_ahead;  // null when flow-ahead is off
   std::unique_ptr<sdvsr::StreamSession> session;
 };

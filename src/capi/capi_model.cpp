@@ -98,6 +98,7 @@ sdvsr_status sdvsr_model_open(const sdvsr_model_options* options, sdvsr_model** 
     loaded->bundle = load_model_bundle(paths, *loaded->backend);
     if (loaded->backend->can_record())
       loaded->recorded_steps = std::make_unique<RecordedSteps>(*loaded->bundle, *loaded->backend);
+    loaded->side_backend = flow_ahead_backend(*loaded->backend);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start).count();
     loaded->log_line(SDVSR_LOG_INFO, "model loaded in " + std::to_string(ms) + " ms");

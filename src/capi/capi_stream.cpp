@@ -51,8 +51,18 @@ sdvsr::Tensor latents_tensor(const sdvsr_latents& l) {
   return t;
 }
 
+// The frame as the pipeline takes it: padded, [1, 3, h, w] in [-1, 1] on `be`.
+sdvsr::Tensor lr_tensor(sdvsr::Backend& be, const uint8_t* lr, int width, int height,
+                        size_t stride, int multiple) {
+  const sdvsr::Image padded = padded_frame(lr, width, height, stride, multiple);
+  // VaeImageProcessor: v / 255, then 2x - 1.
+  return be.add_scalar(be.scale(sdvsr::image_to_tensor(padded), 2.0f), -1.0f);
+}
+
+// `next_lr` (may be null) is the frame the caller will push next.
 sdvsr_status push(const char* where, sdvsr_stream* s, const uint8_t* lr, int width, int height,
-                  size_t lr_stride, uint8_t* hr, size_t hr_stride, const sdvsr_latents* init) {
+                  size_t lr_stride, uint8_t* hr, size_t hr_stride, const sdvsr_latents* init,
+                  const uint8_t* next_lr = nullptr, size_t next_lr_stride = 0) {
   using namespace sdvsr;
   return guard(where, SDVSR_ERROR_INTERNAL, [&] {
     require(s, "stream");
@@ -70,6 +80,9 @@ sdvsr_status push(const char* where, sdvsr_stream* s, const uint8_t* lr, int wid
       fail(SDVSR_ERROR_INVALID_ARGUMENT, "frame size " + size_str(width, height) +
                                              " differs from the stream's first frame " +
                                              size_str(s->width, s->height));
+    if (next_lr && next_lr_stride < static_cast<size_t>(width) * 3)
+      fail(SDVSR_ERROR_INVALID_ARGUMENT,
+           "next_lr_stride " + std::to_string(next_lr_stride) + " < 3 * width");
     std::optional<Tensor> latents;
     if (init) latents = latents_tensor(*init);
     const int64_t index = s->session->state().index;
@@ -80,14 +93,17 @@ sdvsr_status push(const char* where, sdvsr_stream* s, const uint8_t* lr, int wid
     std::lock_guard<std::mutex> lock(model.compute);
     Backend& be = *model.backend;
     const auto start = std::chrono::steady_clock::now();
-    const Image padded =
-        padded_frame(lr, width, height, lr_stride, model.bundle->vae_scale_factor);
-    // VaeImageProcessor: v / 255, then 2x - 1.
-    const Tensor lr_t = be.add_scalar(be.scale(image_to_tensor(padded), 2.0f), -1.0f);
+    const int multiple = model.bundle->vae_scale_factor;
+    const Tensor lr_t = lr_tensor(be, lr, width, height, lr_stride, multiple);
+    std::optional<Tensor> next_t;
+    if (next_lr && s->flow_ahead)
+      next_t = lr_tensor(be, next_lr, width, height, next_lr_stride, multiple);
+    const int64_t flows_before = s->flow_ahead ? s->flow_ahead->flows_used() : 0;
     const StreamState before = s->session->state();  // shares storage: cheap
     Image out;
     try {
-      out = tensor_to_image(be.to_host(s->session->push(lr_t, latents ? &*latents : nullptr)));
+      out = tensor_to_image(be.to_host(s->session->push(lr_t, latents ? &*latents : nullptr,
+                                                        next_t ? &*next_t : nullptr)));
     } catch (...) {
       s->session->restore(before);
       throw;
@@ -104,7 +120,10 @@ sdvsr_status push(const char* where, sdvsr_stream* s, const uint8_t* lr, int wid
     model.log_line(SDVSR_LOG_DEBUG, "frame " + std::to_string(index) + " (" +
                                         size_str(width, height) + " -> " +
                                         size_str(4 * width, 4 * height) + ") in " +
-                                        std::to_string(ms) + " ms");
+                                        std::to_string(ms) + " ms" +
+                                        (s->flow_ahead && s->flow_ahead->flows_used() > flows_before
+                                             ? ", its flow computed ahead"
+                                             : ""));
   });
 }
 
@@ -141,6 +160,9 @@ sdvsr_status sdvsr_stream_open(sdvsr_model* model, const sdvsr_stream_options* o
     if (o.num_inference_steps < 1 || o.num_inference_steps > 1000)
       fail(SDVSR_ERROR_INVALID_ARGUMENT,
            "num_inference_steps is " + std::to_string(o.num_inference_steps) + " (1..1000)");
+    if (o.flow_ahead < SDVSR_FLOW_AHEAD_AUTO || o.flow_ahead > SDVSR_FLOW_AHEAD_OFF)
+      fail(SDVSR_ERROR_INVALID_ARGUMENT,
+           "flow_ahead is " + std::to_string(o.flow_ahead) + " (0 auto, 1 on, 2 off)");
     auto s = std::make_unique<sdvsr_stream>();
     s->loaded = model->loaded;
     s->progress = o.progress;
@@ -155,8 +177,16 @@ sdvsr_status sdvsr_stream_open(sdvsr_model* model, const sdvsr_stream_options* o
         fail(SDVSR_ERROR_CANCELLED, "cancelled at step " + std::to_string(step) + " of frame " +
                                         std::to_string(index));
     };
-    s->session = std::make_unique<StreamSession>(*s->loaded->bundle, *s->loaded->backend, s->options);
-    s->session->set_recorded_steps(s->loaded->recorded_steps.get());
+    capi::LoadedModel& model = *s->loaded;
+    s->session = std::make_unique<StreamSession>(*model.bundle, *model.backend, s->options);
+    s->session->set_recorded_steps(model.recorded_steps.get());
+    Backend* side = o.flow_ahead == SDVSR_FLOW_AHEAD_OFF ? nullptr : model.side_backend;
+    if (!side && o.flow_ahead == SDVSR_FLOW_AHEAD_ON) side = model.backend;
+    if (side) {
+      // Its own RAFT: the feature cache of the previous frame is per stream.
+      s->flow_ahead = std::make_unique<FlowAhead>(model.bundle->raft_path, *side, &model.side_lane);
+      s->session->set_flow_ahead(s->flow_ahead.get());
+    }
     *stream = s.release();
   });
 }
@@ -168,6 +198,13 @@ sdvsr_status sdvsr_stream_close(sdvsr_stream* stream) {
 sdvsr_status sdvsr_stream_push(sdvsr_stream* stream, const uint8_t* lr, int width, int height,
                                size_t lr_stride, uint8_t* hr, size_t hr_stride) {
   return push("sdvsr_stream_push", stream, lr, width, height, lr_stride, hr, hr_stride, nullptr);
+}
+
+sdvsr_status sdvsr_stream_push_next(sdvsr_stream* stream, const uint8_t* lr, int width, int height,
+                                    size_t lr_stride, const uint8_t* next_lr, size_t next_lr_stride,
+                                    uint8_t* hr, size_t hr_stride) {
+  return push("sdvsr_stream_push_next", stream, lr, width, height, lr_stride, hr, hr_stride,
+              nullptr, next_lr, next_lr_stride);
 }
 
 sdvsr_status sdvsr_stream_push_latents(sdvsr_stream* stream, const uint8_t* lr, int width,

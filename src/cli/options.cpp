@@ -6,11 +6,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sdvsr/sdvsr.h"  // the version macros (one version for the CLI and the C API)
+
 namespace sdvsr::cli {
 
 namespace {
 
-constexpr const char* kVersion = "sdvsr 0.1.0";
+#define SDVSR_CLI_STR2(x) #x
+#define SDVSR_CLI_STR(x) SDVSR_CLI_STR2(x)
+constexpr const char* kVersion = "sdvsr " SDVSR_CLI_STR(SDVSR_VERSION_MAJOR) "." SDVSR_CLI_STR(
+    SDVSR_VERSION_MINOR) "." SDVSR_CLI_STR(SDVSR_VERSION_PATCH);
 
 const char* kDescription =
     "sdvsr: Stream-DiffVSR streaming 4x video super-resolution (C++).\n"

@@ -14,8 +14,8 @@ bool same_values(const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
-FlowAhead::FlowAhead(const std::string& raft_weights, Backend& side)
-    : side_(side), raft_(Raft::load(raft_weights, side)) {}
+FlowAhead::FlowAhead(const std::string& raft_weights, Backend& side, std::mutex* side_lock)
+    : side_(side), side_lock_(side_lock), raft_(Raft::load(raft_weights, side)) {}
 
 FlowAhead::~FlowAhead() { cancel(); }
 
@@ -40,6 +40,8 @@ void FlowAhead::start(int64_t index, const Tensor& current, const Tensor& next) 
   pending_index_ = index + 1;
   pending_lr_ = next_copy;
   pending_ = std::async(std::launch::async, [this, up_current, current_copy, next_copy]() {
+    std::unique_lock<std::mutex> turn;
+    if (side_lock_) turn = std::unique_lock<std::mutex>(*side_lock_);
     const Tensor up_cur = up_current.defined()
                               ? up_current
                               : bicubic_upscale(side_, side_.to_device(current_copy));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -19,7 +20,9 @@ namespace sdvsr {
 class FlowAhead {
  public:
   // Loads its own RAFT (it keeps a feature cache, so it is not shared) on `side`.
-  FlowAhead(const std::string& raft_weights, Backend& side);
+  // `side_lock`, when given, is held while a flow runs: several FlowAheads
+  // (one per stream of a model) then take turns on one side backend.
+  FlowAhead(const std::string& raft_weights, Backend& side, std::mutex* side_lock = nullptr);
   ~FlowAhead();  // waits for a flow in flight
   FlowAhead(const FlowAhead&) = delete;
   FlowAhead& operator=(const FlowAhead&) = delete;
@@ -43,6 +46,7 @@ class FlowAhead {
   void forget_pending();  // after the pending flow was waited for or taken
 
   Backend& side_;
+  std::mutex* side_lock_;
   std::unique_ptr<Raft> raft_;
   std::future<Tensor> pending_;
   int64_t pending_index_ = -1;  // the frame the pending flow leads into

@@ -1,7 +1,7 @@
 /*
  * The C API from C99, against the public header only, on the golden tiny model:
  * the golden run's frames with the golden noise, independent streams on one
- * model (interleaved and on two threads), cancellation, stream state files,
+ * model (interleaved and on two threads), flow-ahead, cancellation, stream state files,
  * errors for bad paths and NULL pointers.
  *
  * usage: sdvsr_capi_golden_test <golden>/tiny <scratch folder>
@@ -200,6 +200,7 @@ static sdvsr_status push_seeded(sdvsr_stream* s, int k, uint8_t* hr) {
 
 typedef struct log_record {
   int lines, info_loading;
+  int flows_ahead; /* frames whose flow was computed ahead */
 } log_record;
 
 static void on_log(void* user, sdvsr_log_level level, const char* message) {
@@ -207,6 +208,7 @@ static void on_log(void* user, sdvsr_log_level level, const char* message) {
   ++r->lines;
   printf("log %d: %s\n", (int)level, message);
   if (level == SDVSR_LOG_INFO && strstr(message, "loading model")) ++r->info_loading;
+  if (strstr(message, "its flow computed ahead")) ++r->flows_ahead;
 }
 
 typedef struct progress_record {
@@ -435,6 +437,56 @@ static void test_interleaved_streams(sdvsr_model* model, uint8_t* solo_a[FRAMES]
   }
   CHECK_OK(sdvsr_stream_close(a));
   CHECK_OK(sdvsr_stream_close(b));
+}
+
+/* Flow-ahead on (on the CPU: a second thread): pushing with the next frame
+ * named gives stream B's solo frames bit for bit, and from the second frame on
+ * their flow was computed ahead. A next frame that is not the one pushed is
+ * dropped: the flow is computed in order, the frames are the same. */
+static void test_flow_ahead(sdvsr_model* model, log_record* logs, uint8_t* solo_b[SHORT]) {
+  sdvsr_stream_options so;
+  sdvsr_stream* s;
+  uint8_t* hr;
+  int k, before;
+  const golden_frame* g = &golden[0];
+  sdvsr_stream_options_init(&so);
+  CHECK(so.flow_ahead == SDVSR_FLOW_AHEAD_AUTO);
+  so.seed = 7;
+  so.flow_ahead = 3;
+  CHECK_STATUS(sdvsr_stream_open(model, &so, &s), SDVSR_ERROR_INVALID_ARGUMENT);
+  expect_error_mentions("flow_ahead is 3");
+  so.flow_ahead = SDVSR_FLOW_AHEAD_ON;
+  REQUIRE_OK(sdvsr_stream_open(model, &so, &s));
+  hr = new_hr(g->width, g->height);
+  CHECK_STATUS(sdvsr_stream_push_next(s, g->lr, g->width, g->height, g->lr_stride, golden[1].lr,
+                                      (size_t)g->width * 3 - 1, hr, hr_stride_for(g->width)),
+               SDVSR_ERROR_INVALID_ARGUMENT);
+  expect_error_mentions("next_lr_stride");
+
+  before = logs->flows_ahead;
+  for (k = 0; k < SHORT; ++k) {
+    const golden_frame* n = &golden[k + 1]; /* FRAMES > SHORT: frame SHORT exists */
+    memset(hr, CANARY, hr_stride_for(g->width) * (size_t)g->height * 4);
+    CHECK_OK(sdvsr_stream_push_next(s, golden[k].lr, golden[k].width, golden[k].height,
+                                    golden[k].lr_stride, n->lr, n->lr_stride, hr,
+                                    hr_stride_for(golden[k].width)));
+    CHECK(same_frame(hr, solo_b[k], golden[k].width, golden[k].height));
+    CHECK(canaries_intact(hr, golden[k].width, golden[k].height));
+  }
+  CHECK(logs->flows_ahead - before == SHORT - 1);
+
+  /* Frame 2 named as next, frame 1 pushed: its flow is computed in order. */
+  CHECK_OK(sdvsr_stream_reset(s));
+  before = logs->flows_ahead;
+  CHECK_OK(sdvsr_stream_push_next(s, golden[0].lr, g->width, g->height, g->lr_stride,
+                                  golden[2].lr, golden[2].lr_stride, hr, hr_stride_for(g->width)));
+  CHECK(same_frame(hr, solo_b[0], g->width, g->height));
+  CHECK_OK(sdvsr_stream_push_next(s, golden[1].lr, g->width, g->height, g->lr_stride, NULL, 0, hr,
+                                  hr_stride_for(g->width)));
+  CHECK(same_frame(hr, solo_b[1], g->width, g->height));
+  CHECK(logs->flows_ahead == before);
+  CHECK_OK(sdvsr_stream_close(s));
+  free(hr);
 }
 
 typedef struct thread_job {
@@ -672,6 +724,8 @@ int main(int argc, char** argv) {
   test_state_files(model, solo_a);
   test_frame_sizes(model);
   CHECK(logs.lines > 1); /* per-frame debug lines */
+  CHECK(logs.flows_ahead == 0); /* flow-ahead is off on the CPU unless asked for */
+  test_flow_ahead(model, &logs, solo_b);
   test_threads(model, solo_a, solo_b); /* closes the model */
 
   for (k = 0; k < FRAMES; ++k) {
