@@ -71,6 +71,25 @@ Tensor CountingBackend::conv2d_add(const Tensor& x, const Tensor& weight, const 
   return out;
 }
 
+Tensor CountingBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                                     const Tensor* residual) {
+  Tensor out = timed("conv2d_stack", [&] { return inner_.conv2d_stack(x, stages, residual); });
+  // Each stage's multiply-adds as conv2d counts them, its output size followed
+  // from the input's (PyTorch's formula).
+  double flops = 0;
+  int64_t h = x.size(2), w = x.size(3);
+  for (const ConvStage& st : stages) {
+    const Tensor& wt = *st.weight;
+    const Conv2dParams& p = st.params;
+    h = (h + 2 * p.pad_h - p.dilation_h * (wt.size(2) - 1) - 1) / p.stride_h + 1;
+    w = (w + 2 * p.pad_w - p.dilation_w * (wt.size(3) - 1) - 1) / p.stride_w + 1;
+    const double per_output = static_cast<double>(wt.size(1)) * wt.size(2) * wt.size(3);
+    flops += 2.0 * per_output * static_cast<double>(x.size(0) * wt.size(0) * h * w);
+  }
+  count("conv2d_stack", flops);
+  return out;
+}
+
 Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor out = timed("linear", [&] { return inner_.linear(x, weight, bias); });
   count("linear", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));

@@ -67,6 +67,8 @@ class CountingBackend final : public Backend {
   // The fused ops go to the inner backend's fused forms, so the bench measures them.
   Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                     const Conv2dParams& p, const Tensor& residual) override;
+  Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                      const Tensor* residual) override;
   Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                         float eps, Activation a) override {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });

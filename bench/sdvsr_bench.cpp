@@ -39,6 +39,7 @@
 #include "pipeline/noise.h"
 #include "pipeline/stream_session.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_backend.h"
 #include "runtime/cuda/cuda_gemm_rate.h"
 #include "runtime/device_backend.h"
 
@@ -48,7 +49,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -59,7 +60,9 @@ constexpr const char* kUsage =
     "  runs it, ControlNet and U-Net, replayed from a CUDA graph on a GPU.\n"
     "  --cuda-graphs (default on): the pipeline's components (frame, frame_flow_ahead,\n"
     "  denoise_step) replay each resolution's denoising step from a CUDA graph on a GPU;\n"
-    "  unet_step and controlnet_step always run op by op.\n";
+    "  unet_step and controlnet_step always run op by op.\n"
+    "  --conv-stacks (default on; CPU): stacked convolutions (the temporal VAE's blocks, RAFT's\n"
+    "  update block) keep oneDNN's blocked layout between them; off runs them one by one.\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -77,6 +80,7 @@ struct Args {
   bool json = false;
   bool profile = false;
   bool cuda_graphs = true;
+  bool conv_stacks = true;
   std::vector<std::string> components;  // empty: all
 };
 
@@ -125,7 +129,8 @@ Args parse_args(int argc, char** argv) {
     }
     if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
-        flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs")
+        flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
+        flag != "--conv-stacks")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -139,6 +144,10 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--cuda-graphs") {
       if (value != "on" && value != "off") usage_error("--cuda-graphs must be on or off");
       a.cuda_graphs = value == "on";
+    }
+    if (flag == "--conv-stacks") {
+      if (value != "on" && value != "off") usage_error("--conv-stacks must be on or off");
+      a.conv_stacks = value == "on";
     }
     if (flag == "--dtype") {
       try {
@@ -478,6 +487,7 @@ int run(const Args& args) {
   }
   Backend& cpu = cpu_backend();
   if (args.threads > 0) cpu.set_threads(args.threads);
+  if (!args.conv_stacks) set_conv_stack_bytes(0);
   const int64_t gemm_size = args.gemm_size > 0 ? args.gemm_size : (target.cuda ? 8192 : 4096);
   // On a GPU the reference product runs first, on an otherwise empty device.
   // Should it fail, the components are still measured (peak_ratio 0) and the

@@ -1,4 +1,4 @@
-// The CPU backend's fused ops (group_norm_act, conv2d_add, geglu) give exactly
+// The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack, geglu) give exactly
 // the bits of the compositions they replace (Backend's defaults), on awkward
 // shapes and with 1 and 2 threads; and whole models built on them give the same
 // bits as the same models run through the separate ops.
@@ -9,11 +9,13 @@
 
 #include "golden.h"
 #include "models/controlnet.h"
+#include "models/raft.h"
 #include "models/temporal_autoencoder_tiny.h"
 #include "models/unet2d_condition.h"
 #include "cpu_forwarding_backend.h"
 #include "test_tensors.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_backend.h"
 
 namespace sdvsr {
 namespace {
@@ -211,9 +213,11 @@ TEST(CpuFusedOps, GoldenControlNetSameBitsFusedAndUnfused) {
   EXPECT_TRUE(SameBits(a.mid, b.mid));
 }
 
-// The golden tiny temporal VAE: without temporal features its blocks add the
-// last convolution to the skip in one op; with them they keep the separate ops.
+// The golden tiny temporal VAE: each block's three convolutions run as one
+// stack (in oneDNN's layout); without temporal features the last one is added
+// to the skip in the same op.
 TEST(CpuFusedOps, GoldenTemporalVaeSameBitsFusedAndUnfused) {
+  const long long stacks_before = conv_stacks_blocked();
   UnfusedCpu unfused;
   auto fused_model = TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), cpu());
   auto unfused_model = TemporalAutoencoderTiny::load(test::golden_path("tiny/vae"), unfused);
@@ -223,6 +227,21 @@ TEST(CpuFusedOps, GoldenTemporalVaeSameBitsFusedAndUnfused) {
   EXPECT_TRUE(SameBits(fused_model->decode(latent, nullptr), unfused_model->decode(latent, nullptr)));
   const std::vector<Tensor> feats = fused_model->temporal_features(image);
   EXPECT_TRUE(SameBits(fused_model->decode(latent, &feats), unfused_model->decode(latent, &feats)));
+  EXPECT_GT(conv_stacks_blocked(), stacks_before) << "the blocked stacks did not run";
+}
+
+// The golden RAFT: the update block's pairs of convolutions (motion encoder,
+// flow head, mask) run as stacks.
+TEST(CpuFusedOps, GoldenRaftSameBitsFusedAndUnfused) {
+  const long long stacks_before = conv_stacks_blocked();
+  UnfusedCpu unfused;
+  const std::string weights = test::golden_path("tiny/raft/raft_large.pth");
+  auto fused_model = Raft::load(weights, cpu());
+  auto unfused_model = Raft::load(weights, unfused);
+  auto g = test::open_case("raft.safetensors");
+  const Tensor a = g->tensor("image1"), b = g->tensor("image2");
+  EXPECT_TRUE(SameBits(fused_model->flow(a, b), unfused_model->flow(a, b)));
+  EXPECT_GT(conv_stacks_blocked(), stacks_before) << "the blocked stacks did not run";
 }
 
 }  // namespace

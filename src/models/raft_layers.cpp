@@ -1,5 +1,7 @@
 #include "models/raft_layers.h"
 
+#include <stdexcept>
+
 namespace sdvsr::raft {
 
 namespace {
@@ -60,6 +62,12 @@ ConvNormAct ConvNormAct::load(const WeightScope& s, NormKind kind, int64_t in, i
 Tensor ConvNormAct::operator()(Backend& be, const Tensor& x) const {
   Tensor y = norm(be, conv(be, x));
   return relu ? be.activation(y, Activation::kReLU) : y;
+}
+
+ConvStage ConvNormAct::stage() const {
+  if (norm.kind != NormKind::kNone)
+    throw std::logic_error("ConvNormAct::stage: a norm between convolutions cannot be stacked");
+  return conv.stage(relu ? Activation::kReLU : Activation::kNone);
 }
 
 }  // namespace sdvsr::raft

@@ -20,6 +20,10 @@ struct Conv {
     return load(s, in, out, k, k, stride, (k - 1) / 2, (k - 1) / 2);
   }
   Tensor operator()(Backend& be, const Tensor& x) const;
+  // This conv, then `act`, as one stage of Backend::conv2d_stack.
+  ConvStage stage(Activation act = Activation::kNone) const {
+    return ConvStage{&weight, &bias, params, act};
+  }
 };
 
 enum class NormKind { kInstance, kBatch, kNone };
@@ -39,6 +43,8 @@ struct ConvNormAct {
   static ConvNormAct load(const WeightScope& s, NormKind kind, int64_t in, int64_t out, int k,
                           int stride, bool relu);
   Tensor operator()(Backend& be, const Tensor& x) const;
+  // As one stage of Backend::conv2d_stack (only without a norm).
+  ConvStage stage() const;
 };
 
 }  // namespace sdvsr::raft

@@ -17,8 +17,9 @@ MotionEncoder::MotionEncoder(const WeightScope& s, const RaftConfig& cfg)
                               cfg.motion_out_channels - 2, 3, 1, true)) {}
 
 Tensor MotionEncoder::forward(Backend& be, const Tensor& flow, const Tensor& corr) const {
-  Tensor c = convcorr2_(be, convcorr1_(be, corr));
-  Tensor f = convflow2_(be, convflow1_(be, flow));
+  // Each pair of convolutions as one stack (the backend's layout kept between them).
+  Tensor c = be.conv2d_stack(corr, {convcorr1_.stage(), convcorr2_.stage()}, nullptr);
+  Tensor f = be.conv2d_stack(flow, {convflow1_.stage(), convflow2_.stage()}, nullptr);
   Tensor cf = conv_(be, be.concat({c, f}, 1));
   return be.concat({cf, flow}, 1);
 }
@@ -53,7 +54,7 @@ UpdateBlock::Result UpdateBlock::forward(Backend& be, const Tensor& hidden, cons
   Tensor motion = motion_.forward(be, flow, corr);
   Tensor x = be.concat({context, motion}, 1);  // context first
   Tensor h = gru2_.forward(be, gru1_.forward(be, hidden, x), x);
-  Tensor delta = head2_(be, be.activation(head1_(be, h), Activation::kReLU));
+  Tensor delta = be.conv2d_stack(h, {head1_.stage(Activation::kReLU), head2_.stage()}, nullptr);
   return {h, delta};
 }
 
@@ -66,7 +67,8 @@ MaskPredictor::MaskPredictor(const WeightScope& s, const RaftConfig& cfg)
 
 Tensor MaskPredictor::forward(Backend& be, const Tensor& hidden) const {
   // The multiplier applies after the conv, bias included.
-  return be.scale(conv_(be, convrelu_(be, hidden)), multiplier_);
+  return be.scale(be.conv2d_stack(hidden, {convrelu_.stage(), conv_.stage()}, nullptr),
+                  multiplier_);
 }
 
 }  // namespace sdvsr::raft

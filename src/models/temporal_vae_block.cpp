@@ -93,18 +93,21 @@ Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
     throw std::runtime_error(scope_key_ + ": expected input [N, " + std::to_string(in_channels_) +
                              ", H, W], got " + shape_str(x.shape()));
   const Conv2dParams p = same_3x3();
-  // At a 1440p frame's full-resolution block every tensor here is about 1 GB,
-  // so results go into tensors already given up (the *_in_place ops) and no
-  // intermediate outlives its use: at most x and two more are alive.
-  Tensor cur = be.activation_in_place(be.conv2d(x, conv0_w_, &conv0_b_, p), act_);
-  cur = be.activation_in_place(be.conv2d(cur, conv2_w_, &conv2_b_, p), act_);
-  Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+  // The three convolutions as one stack: the backend may keep its own layout
+  // between them (Backend::conv2d_stack; the same bits). At a 1440p frame's
+  // full-resolution block every tensor here is about 1 GB, so results go into
+  // tensors already given up (the *_in_place ops) and no intermediate
+  // outlives its use: at most x and two more are alive.
+  const ConvStage conv0{&conv0_w_, &conv0_b_, p, act_};
+  const ConvStage conv2{&conv2_w_, &conv2_b_, p, act_};
   if (!prev_pooled) {
-    // conv + skip in one op: the same bits as add(cur, skip) (one float addition).
-    return be.activation_in_place(be.conv2d_add(cur, conv4_w_, &conv4_b_, p, skip),
-                                  Activation::kReLU);
+    const Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+    // relu(conv4(cur) + skip), the sum formed as add(cur, skip) would (one float addition).
+    const ConvStage conv4{&conv4_w_, &conv4_b_, p, Activation::kReLU};
+    return be.conv2d_stack(x, {conv0, conv2, conv4}, &skip);
   }
-  cur = be.conv2d(cur, conv4_w_, &conv4_b_, p);
+  Tensor cur = be.conv2d_stack(x, {conv0, conv2, ConvStage{&conv4_w_, &conv4_b_, p}}, nullptr);
+  const Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
   // cur + 0.1 * temporal term, then + skip: the original's order of additions.
   Tensor temporal = be.scale_in_place(temporal_term(be, cur, *prev_pooled), kTemporalScale);
   cur = be.add_in_place(std::move(cur), temporal);

@@ -25,6 +25,14 @@ struct Conv2dParams {
   int groups = 1;
 };
 
+// One convolution of a stack (Backend::conv2d_stack), then activation `act`.
+struct ConvStage {
+  const Tensor* weight = nullptr;
+  const Tensor* bias = nullptr;  // may be null
+  Conv2dParams params;
+  Activation act = Activation::kNone;
+};
+
 enum class GridSampleMode { kBilinear, kNearest };
 
 // The precision of a backend's matrix products (convolutions, linear layers,
@@ -154,6 +162,25 @@ class Backend {
   virtual Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                             const Conv2dParams& p, const Tensor& residual) {
     return add(residual, conv2d(x, weight, bias, p));
+  }
+  // Convolutions one after another, each followed by its activation:
+  // h = act_k(conv2d(h, ...)) for each stage k, with `residual` (when given)
+  // added to the last convolution before its activation, as conv2d_add does.
+  // A backend may keep its own layout between the stages (cpu: oneDNN's
+  // blocked layout, no reorder to and from the plain one at each stage).
+  virtual Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                              const Tensor* residual) {
+    if (stages.empty()) throw std::runtime_error("conv2d_stack: no stages");
+    Tensor h = x;
+    for (size_t k = 0; k < stages.size(); ++k) {
+      const ConvStage& st = stages[k];
+      if (!st.weight) throw std::runtime_error("conv2d_stack: stage without weights");
+      h = k + 1 == stages.size() && residual
+              ? conv2d_add(h, *st.weight, st.bias, st.params, *residual)
+              : conv2d(h, *st.weight, st.bias, st.params);
+      if (st.act != Activation::kNone) h = activation_in_place(std::move(h), st.act);
+    }
+    return h;
   }
   // GEGLU on x [..., 2 * inner]: mul(x[..., :inner], activation(x[..., inner:], kGELU)).
   virtual Tensor geglu(const Tensor& x) {

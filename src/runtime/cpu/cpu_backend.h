@@ -71,6 +71,8 @@ class CpuBackend final : public Backend {
   Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                     const Conv2dParams& p, const Tensor& residual) override;
   Tensor geglu(const Tensor& x) override;
+  Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                      const Tensor* residual) override;
 };
 
 namespace cpu {
@@ -95,5 +97,13 @@ void set_conv_weight_cache_mb(long long mb);
 void set_conv_band_bytes(size_t bytes);
 // Convolution bands run so far (one per unbanded call), for tests.
 long long conv_bands_run();
+
+// Bytes of the largest blocked tensor a conv2d_stack keeps between two of its
+// convolutions (default 64 MiB; it holds two at once). A larger stack runs
+// convolution by convolution (in bands). 0 turns the blocked stacks off.
+// Results are the same either way. Returns the previous budget.
+size_t set_conv_stack_bytes(size_t bytes);
+// conv2d_stack calls that kept oneDNN's layout between their stages, for tests.
+long long conv_stacks_blocked();
 
 }  // namespace sdvsr
