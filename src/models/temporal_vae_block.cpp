@@ -87,6 +87,11 @@ Tensor TemporalAutoencoderTinyBlock::temporal_term(Backend& be, const Tensor& cu
   return be.upsample_bilinear(fused, h, w, /*align_corners=*/false);
 }
 
+Tensor TemporalAutoencoderTinyBlock::skip_of(Backend& be, const Tensor& x) const {
+  // diffusers' skip: a 1x1 projection when the channel count changes, else x.
+  return skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+}
+
 Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
                                              const Tensor* prev_pooled) const {
   if (x.dim() != 4 || x.size(1) != in_channels_)
@@ -101,13 +106,13 @@ Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
   const ConvStage conv0{&conv0_w_, &conv0_b_, p, act_};
   const ConvStage conv2{&conv2_w_, &conv2_b_, p, act_};
   if (!prev_pooled) {
-    const Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+    const Tensor skip = skip_of(be, x);
     // relu(conv4(cur) + skip), the sum formed as add(cur, skip) would (one float addition).
     const ConvStage conv4{&conv4_w_, &conv4_b_, p, Activation::kReLU};
     return be.conv2d_stack(x, {conv0, conv2, conv4}, &skip);
   }
   Tensor cur = be.conv2d_stack(x, {conv0, conv2, ConvStage{&conv4_w_, &conv4_b_, p}}, nullptr);
-  const Tensor skip = skip_w_.defined() ? be.conv2d(x, skip_w_, nullptr, Conv2dParams{}) : x;
+  const Tensor skip = skip_of(be, x);
   // cur + 0.1 * temporal term, then + skip: the original's order of additions.
   Tensor temporal = be.scale_in_place(temporal_term(be, cur, *prev_pooled), kTemporalScale);
   cur = be.add_in_place(std::move(cur), temporal);

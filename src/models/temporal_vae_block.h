@@ -33,6 +33,8 @@ class TemporalAutoencoderTinyBlock {
   // alpha * current half + (1 - alpha) * previous half of the Conv1d output,
   // resized back to (H, W).
   Tensor temporal_term(Backend& be, const Tensor& current, const Tensor& prev_pooled) const;
+  // The block's skip branch of x (its 1x1 projection when it has one).
+  Tensor skip_of(Backend& be, const Tensor& x) const;
 
   int64_t in_channels_, out_channels_;
   Activation act_;

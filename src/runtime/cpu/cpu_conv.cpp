@@ -330,6 +330,21 @@ ConvGeometry conv_geometry(const Shape& x, const Tensor& weight, const Tensor* b
   return g;
 }
 
+// Runs primitive `e` from `src` (already in its layout) into `dst`, with the
+// weights in the layout it wants (cached, see reordered_weights); waits for it.
+void execute_conv(const ConvEntry& e, const dnnl::memory& src, const Tensor& weight,
+                  const Tensor* bias, const dnnl::memory& dst, dnnl::stream& s) {
+  dnnl::memory user_w(e.user_weights, cpu_engine(), const_cast<float*>(weight.data()));
+  dnnl::memory wts = reordered_weights(weight, user_w, e.pd.weights_desc(), s);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
+  if (bias)
+    args.emplace(DNNL_ARG_BIAS,
+                 dnnl::memory(e.user_bias, cpu_engine(), const_cast<float*>(bias->data())));
+  e.prim.execute(s, args);
+  s.wait();
+}
+
 // Runs primitive `e` on `src` (already in its layout) and writes output rows
 // [b.out_row, b.out_row + b.out_rows) of the plain `out`, plus `residual` when
 // given: the sum is formed while the output is moved out of oneDNN's layout
@@ -345,17 +360,7 @@ void run_into_plain(const ConvEntry& e, dnnl::memory src, const Tensor& weight,
   dnnl::memory user_dst(dst_view, cpu_engine(), band_out);
   const bool direct_dst = e.pd.dst_desc() == dst_view;
   dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e.pd.dst_desc(), cpu_engine());
-  {
-    dnnl::memory user_w(e.user_weights, cpu_engine(), const_cast<float*>(weight.data()));
-    dnnl::memory wts = reordered_weights(weight, user_w, e.pd.weights_desc(), s);
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
-    if (bias)
-      args.emplace(DNNL_ARG_BIAS,
-                   dnnl::memory(e.user_bias, cpu_engine(), const_cast<float*>(bias->data())));
-    e.prim.execute(s, args);
-    s.wait();
-  }
+  execute_conv(e, src, weight, bias, dst, s);
   // The blocked copy of the input is gone before the plain output's pages are
   // written (the caller handed its handle over).
   src = dnnl::memory();
@@ -474,17 +479,7 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
     const ConvEntry& e = *entries[k];
     const ConvStage& st = stages[k];
     dnnl::memory dst(e.pd.dst_desc(), cpu_engine());
-    {
-      dnnl::memory user_w(e.user_weights, cpu_engine(), const_cast<float*>(st.weight->data()));
-      dnnl::memory wts = reordered_weights(*st.weight, user_w, e.pd.weights_desc(), s);
-      std::unordered_map<int, dnnl::memory> args{
-          {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}};
-      if (st.bias)
-        args.emplace(DNNL_ARG_BIAS, dnnl::memory(e.user_bias, cpu_engine(),
-                                                 const_cast<float*>(st.bias->data())));
-      e.prim.execute(s, args);
-      s.wait();
-    }
+    execute_conv(e, src, *st.weight, st.bias, dst, s);
     src = dnnl::memory();  // the stage's input is given back before the next output exists
     activate(st.act, static_cast<float*>(dst.get_data_handle()),
              static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
