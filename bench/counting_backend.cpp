@@ -81,12 +81,23 @@ Tensor CountingBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStag
   for (const ConvStage& st : stages) {
     const Tensor& wt = *st.weight;
     const Conv2dParams& p = st.params;
-    h = (h + 2 * p.pad_h - p.dilation_h * (wt.size(2) - 1) - 1) / p.stride_h + 1;
-    w = (w + 2 * p.pad_w - p.dilation_w * (wt.size(3) - 1) - 1) / p.stride_w + 1;
+    h = conv2d_out_h(p, h, wt.size(2));
+    w = conv2d_out_w(p, w, wt.size(3));
     const double per_output = static_cast<double>(wt.size(1)) * wt.size(2) * wt.size(3);
     flops += 2.0 * per_output * static_cast<double>(x.size(0) * wt.size(0) * h * w);
   }
   count("conv2d_stack", flops);
+  return out;
+}
+
+Tensor CountingBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
+                                              const ConvStage& conv, const Tensor* residual) {
+  Tensor out = timed("group_norm_act_conv2d",
+                     [&] { return inner_.group_norm_act_conv2d(x, norm, conv, residual); });
+  // The convolution's multiply-adds, as conv2d counts them; the norm is not counted.
+  const Tensor& wt = *conv.weight;
+  const double per_output = static_cast<double>(wt.size(1)) * wt.size(2) * wt.size(3);
+  count("group_norm_act_conv2d", 2.0 * per_output * static_cast<double>(out.numel()));
   return out;
 }
 

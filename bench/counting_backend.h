@@ -69,6 +69,8 @@ class CountingBackend final : public Backend {
                     const Conv2dParams& p, const Tensor& residual) override;
   Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                       const Tensor* residual) override;
+  Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
+                               const Tensor* residual) override;
   Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                         float eps, Activation a) override {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });

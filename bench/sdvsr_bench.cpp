@@ -49,7 +49,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--conv-stacks on|off] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--conv-band-mb N] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -62,7 +62,10 @@ constexpr const char* kUsage =
     "  denoise_step) replay each resolution's denoising step from a CUDA graph on a GPU;\n"
     "  unet_step and controlnet_step always run op by op.\n"
     "  --conv-stacks (default on; CPU): stacked convolutions (the temporal VAE's blocks, RAFT's\n"
-    "  update block) keep oneDNN's blocked layout between them; off runs them one by one.\n";
+    "  update block) keep oneDNN's blocked layout between them; off runs them one by one.\n"
+    "  --norm-convs (default on; CPU): a GroupNorm before a convolution (every ResNet block)\n"
+    "  writes the convolution's blocked input itself; off writes a plain tensor first.\n"
+    "  --conv-band-mb (CPU, default 64): input plus output MiB of one band of a large convolution.\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -81,6 +84,8 @@ struct Args {
   bool profile = false;
   bool cuda_graphs = true;
   bool conv_stacks = true;
+  bool norm_convs = true;
+  int64_t conv_band_mb = 0;  // 0: the backend's default
   std::vector<std::string> components;  // empty: all
 };
 
@@ -130,7 +135,8 @@ Args parse_args(int argc, char** argv) {
     if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
         flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
-        flag != "--conv-stacks")
+        flag != "--conv-stacks" && flag != "--norm-convs" &&
+        flag != "--conv-band-mb")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -148,6 +154,11 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--conv-stacks") {
       if (value != "on" && value != "off") usage_error("--conv-stacks must be on or off");
       a.conv_stacks = value == "on";
+    }
+    if (flag == "--conv-band-mb") a.conv_band_mb = parse_positive(flag, value);
+    if (flag == "--norm-convs") {
+      if (value != "on" && value != "off") usage_error("--norm-convs must be on or off");
+      a.norm_convs = value == "on";
     }
     if (flag == "--dtype") {
       try {
@@ -488,6 +499,8 @@ int run(const Args& args) {
   Backend& cpu = cpu_backend();
   if (args.threads > 0) cpu.set_threads(args.threads);
   if (!args.conv_stacks) set_conv_stack_bytes(0);
+  if (!args.norm_convs) set_normed_convs_direct(false);
+  if (args.conv_band_mb > 0) set_conv_band_bytes(static_cast<size_t>(args.conv_band_mb) << 20);
   const int64_t gemm_size = args.gemm_size > 0 ? args.gemm_size : (target.cuda ? 8192 : 4096);
   // On a GPU the reference product runs first, on an otherwise empty device.
   // Should it fail, the components are still measured (peak_ratio 0) and the

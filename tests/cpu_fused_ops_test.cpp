@@ -1,7 +1,9 @@
-// The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack, geglu) give exactly
-// the bits of the compositions they replace (Backend's defaults), on awkward
-// shapes and with 1 and 2 threads; and whole models built on them give the same
-// bits as the same models run through the separate ops.
+// The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack,
+// group_norm_act_conv2d, geglu) give exactly the bits of the compositions they
+// replace (Backend's defaults), on awkward shapes and with 1 and 2 threads;
+// and whole models built on them give the same bits as the same models run
+// through the separate ops (cpu_norm_conv_test.cpp has group_norm_act_conv2d's
+// own cases).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -182,6 +184,7 @@ using UnfusedCpu = test::CpuForwardingBackend;
 // The golden tiny U-Net (resnets, conv_norm_out, GEGLU feed-forwards) gives the
 // same bits fused and unfused.
 TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
+  const long long direct_before = normed_convs_direct();
   UnfusedCpu unfused;
   auto fused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), cpu());
   auto unfused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), unfused);
@@ -194,6 +197,8 @@ TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
     EXPECT_TRUE(SameBits(fused_model->forward(sample, t, context),
                          unfused_model->forward(sample, t, context)));
   }
+  // The ResNets' norms wrote their convolutions' input layout themselves.
+  EXPECT_GT(normed_convs_direct(), direct_before) << "no norm wrote a convolution's layout";
 }
 
 // The golden tiny ControlNet: conv_in and the conditioning embedding's sum in

@@ -140,8 +140,7 @@ Tensor UNet2DConditionModel::forward_impl(const Tensor& sample, const Tensor& em
     x = stage.forward(x, skips, emb, encoder_hidden_states, up_h, up_w);
   }
 
-  x = conv_norm_out_.forward_act(x, encoder_.spec().act);
-  return conv_out_(x);
+  return conv_out_.forward_normed(conv_norm_out_.with_act(encoder_.spec().act), x);
 }
 
 }  // namespace sdvsr

@@ -29,6 +29,12 @@ Tensor Conv2d::forward_add(const Tensor& x, const Tensor& residual) const {
   return be_->conv2d_add(x, weight_, has_bias_ ? &bias_ : nullptr, params_, residual);
 }
 
+Tensor Conv2d::forward_normed(const GroupNormAct& norm, const Tensor& x,
+                              const Tensor* residual) const {
+  const ConvStage conv{&weight_, has_bias_ ? &bias_ : nullptr, params_, Activation::kNone};
+  return be_->group_norm_act_conv2d(x, norm, conv, residual);
+}
+
 Linear::Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias)
     : be_(&be), has_bias_(bias) {
   weight_ = w.get("weight", {out, in});
@@ -55,6 +61,10 @@ Tensor GroupNorm::operator()(const Tensor& x) const {
 
 Tensor GroupNorm::forward_act(const Tensor& x, Activation a) const {
   return be_->group_norm_act(x, groups_, &gamma_, &beta_, eps_, a);
+}
+
+GroupNormAct GroupNorm::with_act(Activation a) const {
+  return GroupNormAct{groups_, &gamma_, &beta_, eps_, a};
 }
 
 LayerNorm::LayerNorm(const WeightScope& w, Backend& be, int64_t dim, float eps)

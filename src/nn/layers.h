@@ -22,6 +22,10 @@ class Conv2d {
   Tensor operator()(const Tensor& x) const;
   // residual + conv(x) in one op (Backend::conv2d_add); residual has the output's shape.
   Tensor forward_add(const Tensor& x, const Tensor& residual) const;
+  // conv(norm(x)) (+ residual when given) in one op (Backend::group_norm_act_conv2d),
+  // `norm` from GroupNorm::with_act.
+  Tensor forward_normed(const GroupNormAct& norm, const Tensor& x,
+                        const Tensor* residual = nullptr) const;
   int64_t out_channels() const { return weight_.size(0); }
 
  private:
@@ -50,6 +54,9 @@ class GroupNorm {
   Tensor operator()(const Tensor& x) const;
   // activation(norm(x), a) in one op (Backend::group_norm_act).
   Tensor forward_act(const Tensor& x, Activation a) const;
+  // This norm followed by `a`, as the first half of Conv2d::forward_normed
+  // (it refers to this layer's weights: keep the layer alive while using it).
+  GroupNormAct with_act(Activation a) const;
 
  private:
   Backend* be_ = nullptr;

@@ -25,11 +25,31 @@ struct Conv2dParams {
   int groups = 1;
 };
 
+// A convolution's output height and width for an input of h x w and a
+// kh x kw kernel (PyTorch's floor formula; not positive when the kernel does
+// not fit).
+inline int64_t conv2d_out_h(const Conv2dParams& p, int64_t h, int64_t kh) {
+  return (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
+}
+inline int64_t conv2d_out_w(const Conv2dParams& p, int64_t w, int64_t kw) {
+  return (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
+}
+
 // One convolution of a stack (Backend::conv2d_stack), then activation `act`.
 struct ConvStage {
   const Tensor* weight = nullptr;
   const Tensor* bias = nullptr;  // may be null
   Conv2dParams params;
+  Activation act = Activation::kNone;
+};
+
+// A group normalisation and the activation after it (Backend::group_norm_act's
+// arguments), as the first half of Backend::group_norm_act_conv2d.
+struct GroupNormAct {
+  int groups = 1;
+  const Tensor* gamma = nullptr;  // may be null
+  const Tensor* beta = nullptr;   // may be null
+  float eps = 1e-5f;
   Activation act = Activation::kNone;
 };
 
@@ -181,6 +201,15 @@ class Backend {
       if (st.act != Activation::kNone) h = activation_in_place(std::move(h), st.act);
     }
     return h;
+  }
+  // A convolution of a normalised input, as in every ResNet block:
+  // conv2d_stack(group_norm_act(x, ...), {conv}, residual). A backend may write
+  // the normalised tensor straight into the layout its convolution reads (cpu:
+  // oneDNN's blocked layout, band by band), so the plain one never exists.
+  virtual Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
+                                       const ConvStage& conv, const Tensor* residual) {
+    return conv2d_stack(group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act),
+                        {conv}, residual);
   }
   // GEGLU on x [..., 2 * inner]: mul(x[..., :inner], activation(x[..., inner:], kGELU)).
   virtual Tensor geglu(const Tensor& x) {

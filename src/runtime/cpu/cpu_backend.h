@@ -73,6 +73,8 @@ class CpuBackend final : public Backend {
   Tensor geglu(const Tensor& x) override;
   Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                       const Tensor* residual) override;
+  Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
+                               const Tensor* residual) override;
 };
 
 namespace cpu {
@@ -83,6 +85,19 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
            int64_t ldc, const char* what);
 // Throws std::runtime_error("<op>: <message>") unless `ok`.
 void check(bool ok, const char* op, const std::string& message);
+
+// group_norm(x) as x[i, ch] * scale[i * C + ch] + shift[i * C + ch], with the
+// statistics group_norm computes (so the same bits).
+struct GroupNormAffine {
+  std::vector<float> scale, shift;
+};
+GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gamma,
+                                  const Tensor* beta, float eps);
+// act(group_norm(x)) for rows [row, row + rows) of x [N, C, H, W], written to
+// dst as an [N, C, rows, W] tensor in oneDNN's nChw<block>c layout (block 1:
+// plain NCHW); C must be a multiple of block.
+void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activation act,
+                         int64_t row, int64_t rows, int64_t block, float* dst);
 }  // namespace cpu
 
 // Memory (MiB) for blocked copies of convolution weights that live in ordinary
@@ -105,5 +120,12 @@ long long conv_bands_run();
 size_t set_conv_stack_bytes(size_t bytes);
 // conv2d_stack calls that kept oneDNN's layout between their stages, for tests.
 long long conv_stacks_blocked();
+// Whether group_norm_act_conv2d writes the normalised input straight into the
+// convolution's layout (default on; off: the plain tensor, then the
+// convolution). Results are the same either way. Returns the previous setting.
+bool set_normed_convs_direct(bool on);
+// group_norm_act_conv2d calls whose norm wrote the convolution's own input
+// layout (no plain normalised tensor), for tests.
+long long normed_convs_direct();
 
 }  // namespace sdvsr

@@ -321,8 +321,8 @@ ConvGeometry conv_geometry(const Shape& x, const Tensor& weight, const Tensor* b
                  " with groups " + std::to_string(p.groups));
   cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == g.o), op,
              "bias shape does not match weight " + shape_str(weight.shape()));
-  g.ho = (g.h + 2 * p.pad_h - p.dilation_h * (g.kh - 1) - 1) / p.stride_h + 1;
-  g.wo = (g.w + 2 * p.pad_w - p.dilation_w * (g.kw - 1) - 1) / p.stride_w + 1;
+  g.ho = conv2d_out_h(p, g.h, g.kh);
+  g.wo = conv2d_out_w(p, g.w, g.kw);
   cpu::check(g.ho > 0 && g.wo > 0, op, "empty output for input " + shape_str(x));
   cpu::check(!residual || residual->shape() == g.out_shape(), op,
              "residual " + (residual ? shape_str(residual->shape()) : std::string()) +
@@ -434,7 +434,60 @@ void activate(Activation a, float* data, int64_t count) {
   for (int64_t i = 0; i < count; ++i) data[i] = cpu::relu(data[i]);
 }
 
+// ---- a convolution of a group-normalised input ----
+// The normalised (and activated) input is written straight into the layout
+// the convolution reads, band by band (a band's halo rows are normalised for
+// each band that reads them), instead of into a plain tensor that each band
+// then reorders: one pass over the tensor less, and the plain normalised
+// tensor (about 1 GB at a 1440p frame's full-resolution layers) never exists.
+std::atomic<bool> g_normed_direct_on{true};
+std::atomic<long long> g_normed_convs_direct{0};
+
 }  // namespace
+
+Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
+                                         const ConvStage& conv, const Tensor* residual) {
+  const char* op = "group_norm_act_conv2d";
+  cpu::check(conv.weight != nullptr, op, "no convolution weights");
+  dnnl::algorithm alg;
+  float alpha;
+  cpu::check(norm.act == Activation::kNone || norm.act == Activation::kReLU ||
+                 cpu::eltwise_for(norm.act, alg, alpha),
+             op, "unknown activation");
+  const ConvGeometry g = conv_geometry(x.shape(), *conv.weight, conv.bias, conv.params, residual, op);
+  // Each band's input must be oneDNN's nChw8c / nChw16c without padded
+  // channels, or plain; otherwise the norm writes a plain tensor as usual.
+  struct BandPlan {
+    ConvBand band;
+    std::shared_ptr<const ConvEntry> entry;
+    int64_t block;
+  };
+  std::vector<BandPlan> plan;
+  if (!g_normed_direct_on.load()) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
+  for (const ConvBand& b : conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params)) {
+    auto e = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
+    const dnnl::memory::desc& d = e->pd.src_desc();
+    int64_t block = channel_block(d, g.n, g.c, b.in_rows, g.w);
+    if (block == 0 && d == dnnl::memory::desc({g.n, g.c, b.in_rows, g.w}, dt::f32, tag::nchw))
+      block = 1;
+    if (block == 0 || g.c % block != 0) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
+    plan.push_back(BandPlan{b, std::move(e), block});
+  }
+  const cpu::GroupNormAffine affine =
+      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps);
+  ++g_normed_convs_direct;
+  g_bands_run += static_cast<long long>(plan.size());
+  Tensor out = Tensor::uninitialized(g.out_shape());
+  dnnl::stream s(cpu_engine());
+  for (const BandPlan& p : plan) {
+    dnnl::memory src(p.entry->pd.src_desc(), cpu_engine());
+    cpu::group_norm_act_rows(x, affine, norm.act, p.band.in_row, p.band.in_rows, p.block,
+                             static_cast<float*>(src.get_data_handle()));
+    run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band, residual,
+                   out.data(), s);
+  }
+  return activation_in_place(std::move(out), conv.act);
+}
 
 Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                                 const Tensor* residual) {
@@ -512,6 +565,10 @@ void set_conv_band_bytes(size_t bytes) { g_band_bytes.store(bytes); }
 size_t set_conv_stack_bytes(size_t bytes) { return g_stack_bytes.exchange(bytes); }
 
 long long conv_stacks_blocked() { return g_stacks_blocked.load(); }
+
+bool set_normed_convs_direct(bool on) { return g_normed_direct_on.exchange(on); }
+
+long long normed_convs_direct() { return g_normed_convs_direct.load(); }
 
 long long conv_bands_run() { return g_bands_run.load(); }
 

@@ -192,8 +192,8 @@ Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor*
                     " with groups " + std::to_string(p.groups));
   cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == o), "conv2d",
                 "bias shape does not match weight " + shape_str(w_in.shape()));
-  const int64_t ho = (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
-  const int64_t wo = (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
+  const int64_t ho = conv2d_out_h(p, h, kh);
+  const int64_t wo = conv2d_out_w(p, w, kw);
   cuda::require(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x_in.shape()));
 
   cuda::Context& c = *ctx_;
