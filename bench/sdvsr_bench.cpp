@@ -7,8 +7,10 @@
 // Per LR size (HxW) and component: ms = median of N timed runs after one
 // warm-up; tflops = counted FLOPs (bench/counting_backend.h) / time;
 // peak_ratio = tflops / the matrix-product rate measured in the same run on the
-// same device: on the CPU oneDNN sgemm 4096^3 with the same threads, on a GPU a
-// cuBLAS GEMM 8192^3 in the benchmark's dtype (runtime/cuda/cuda_gemm_rate.h);
+// same device: on the CPU oneDNN sgemm 4096^3 with the same threads, measured
+// again just before each component's timed runs (a shared machine's speed
+// drifts over a long run; the row's ref_tflops), on a GPU a cuBLAS GEMM 8192^3
+// in the benchmark's dtype, once on the empty device (runtime/cuda/cuda_gemm_rate.h);
 // peak_mem_mb = the most memory (MiB) in use while the component ran: resident
 // memory on the CPU, the device pool's high-water mark on a GPU. On a GPU
 // every timed run ends with a device synchronisation before the clock stops.
@@ -285,6 +287,7 @@ struct Row {
   std::string component, lr, device, dtype;
   double ms = 0, tflops = 0, peak_ratio = 0, peak_mem_mb = 0, gflop = 0;
   double cpu_ms = 0;  // table only: median process CPU time
+  double ref_tflops = 0;  // the reference rate peak_ratio divides by
 };
 
 void print_profile(const std::string& component, const LrSize& lr, int repeats,
@@ -301,9 +304,12 @@ void print_profile(const std::string& component, const LrSize& lr, int repeats,
 
 // One warm-up call, then `repeats` timed calls; FLOPs are those of the last call.
 // On a GPU each call is followed by a device synchronisation inside the timing.
-Row measure(const std::string& component, const LrSize& lr, int repeats, double peak_tflops,
-            const Target& target, CountingBackend& be, bool profile,
-            const std::function<void()>& fn) {
+// `reference` gives the matrix-product rate, measured right before the
+// component (its buffers are gone before the component's memory is watched).
+Row measure(const std::string& component, const LrSize& lr, int repeats,
+            const std::function<double()>& reference, const Target& target, CountingBackend& be,
+            bool profile, const std::function<void()>& fn) {
+  const double peak_tflops = reference();
   target.reset_peak_memory();
   fn();
   target.sync();
@@ -338,6 +344,7 @@ Row measure(const std::string& component, const LrSize& lr, int repeats, double 
   row.gflop = flops / 1e9;
   row.cpu_ms = median_of(cpu_times);
   row.tflops = flops / (row.ms * 1e-3) / 1e12;
+  row.ref_tflops = peak_tflops;
   row.peak_ratio = peak_tflops > 0 ? row.tflops / peak_tflops : 0;
   row.peak_mem_mb = target.peak_memory_mib();
   return row;
@@ -352,7 +359,8 @@ Tensor test_image(const Shape& shape, uint64_t stream) {
 }
 
 std::vector<Row> bench_size(const ModelBundle& models, const Target& target, CountingBackend& be,
-                            Backend* flow_side, const LrSize& lr, const Args& args, double peak) {
+                            Backend* flow_side, const LrSize& lr, const Args& args,
+                            const std::function<double()>& reference) {
   const int repeats = args.repeats;
   // Named in --components; wanted: named, or in the default list (no --components).
   auto named = [&](const std::string& c) {
@@ -378,7 +386,7 @@ std::vector<Row> bench_size(const ModelBundle& models, const Target& target, Cou
 
   std::vector<Row> rows;
   auto add = [&](const std::string& name, const std::function<void()>& fn) {
-    if (wanted(name)) rows.push_back(measure(name, lr, repeats, peak, target, be, args.profile, fn));
+    if (wanted(name)) rows.push_back(measure(name, lr, repeats, reference, target, be, args.profile, fn));
   };
 
   // The controlnet residuals the U-Net step gets in a later frame.
@@ -451,15 +459,18 @@ std::string reference_line(const Target& target, int threads, int64_t gemm_size,
     std::snprintf(buf, sizeof buf, "cuBLAS GEMM %lld^3 (%s operands, float32 accumulation) on %s: %.4f TFLOP/s",
                   static_cast<long long>(gemm_size), target.dtype.c_str(), target.label.c_str(), peak);
   else
-    std::snprintf(buf, sizeof buf, "sgemm %lld^3 (oneDNN, %d threads): %.4f TFLOP/s (%.4f per CPU-second)",
+    std::snprintf(buf, sizeof buf,
+                  "sgemm %lld^3 (oneDNN, %d threads): %.4f TFLOP/s (%.4f per CPU-second); "
+                  "measured again before each row (ref_tflops), which its peak_ratio uses",
                   static_cast<long long>(gemm_size), threads, peak, g_sgemm_cpu_tflops);
   return buf;
 }
 
 void print_table_header(const std::string& reference) {
   std::printf("# %s\n", reference.c_str());
-  std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s\n", "component", "lr", "device",
-              "dtype", "ms", "tflops", "peak_ratio", "peak_mem_mb", "gflop", "cpu_ms");
+  std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s %10s\n", "component", "lr",
+              "device", "dtype", "ms", "tflops", "peak_ratio", "peak_mem_mb", "gflop", "cpu_ms",
+              "ref_tflops");
 }
 
 void print_row(const Row& r, bool json) {
@@ -473,12 +484,13 @@ void print_row(const Row& r, bool json) {
     j["tflops"] = r.tflops;
     j["peak_ratio"] = r.peak_ratio;
     j["peak_mem_mb"] = r.peak_mem_mb;
+    j["ref_tflops"] = r.ref_tflops;
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s\n", r.component.c_str(),
+    std::printf("%-20s %-10s %-7s %-8s %12s %10s %10s %12s %12s %12s %10s\n", r.component.c_str(),
                 r.lr.c_str(), r.device.c_str(), r.dtype.c_str(), fixed(r.ms, 3).c_str(), fixed(r.tflops, 4).c_str(),
                 fixed(r.peak_ratio, 3).c_str(), fixed(r.peak_mem_mb, 1).c_str(),
-                fixed(r.gflop, 3).c_str(), fixed(r.cpu_ms, 1).c_str());
+                fixed(r.gflop, 3).c_str(), fixed(r.cpu_ms, 1).c_str(), fixed(r.ref_tflops, 4).c_str());
   }
   std::fflush(stdout);
 }
@@ -522,14 +534,20 @@ int run(const Args& args) {
   const auto models = load_model_bundle(paths, be);
   if (!models->controlnet) throw std::runtime_error(args.model + ": the benchmark needs a controlnet");
   if (!target.cuda) peak = sgemm_tflops(gemm_size);
-  const std::string reference = reference_failure.empty()
+  const std::string described = reference_failure.empty()
                                     ? reference_line(target, cpu.threads(), gemm_size, peak)
                                     : "reference GEMM failed: " + reference_failure;
-  if (args.json) std::cerr << "sdvsr-bench: " << reference << "\n";
-  else print_table_header(reference);
+  if (args.json) std::cerr << "sdvsr-bench: " << described << "\n";
+  else print_table_header(described);
 
+  // The CPU's rate is measured again before each component (the first
+  // measurement, above, heads the table); the GPU's once, on the empty device.
+  const std::function<double()> reference = [&] {
+    return target.cuda ? peak : sgemm_tflops(gemm_size);
+  };
   for (const LrSize& lr : args.sizes)
-    for (const Row& r : bench_size(*models, target, be, flow_ahead_backend(device_backend), lr, args, peak))
+    for (const Row& r :
+         bench_size(*models, target, be, flow_ahead_backend(device_backend), lr, args, reference))
       print_row(r, args.json);
   return 0;
 }

@@ -59,6 +59,11 @@ TEST(BenchProgram, JsonRunOnTinyModelHasEveryComponentWithSaneNumbers) {
     EXPECT_LT(tflops, 1e3);    // no CPU does a PFLOP/s
     EXPECT_LT(ratio, 2.0);     // the reference rate is the best of its runs
     EXPECT_LT(mem, 64 * 1024.0);
+    // The CPU's reference rate, measured again for this row, is what peak_ratio divides by.
+    ASSERT_TRUE(j.contains("ref_tflops") && j["ref_tflops"].is_number());
+    const double ref = j["ref_tflops"];
+    EXPECT_GT(ref, 0.0);
+    EXPECT_NEAR(ratio, tflops / ref, 1e-9 * ratio);
     const std::string component = j["component"];
     EXPECT_TRUE(kComponents.count(component)) << component;
     EXPECT_FALSE(rows.count(component)) << "twice: " << component;
