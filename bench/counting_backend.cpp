@@ -21,6 +21,13 @@ class CountedRecording final : public Recording {
   CountingBackend& owner_;
 };
 
+// A convolution's FLOPs: every one of `outputs` values takes (C / groups) * kh * kw
+// multiply-adds, whatever is added after (bias, residual).
+double conv_flops(const Tensor& weight, double outputs) {
+  const double per_output = static_cast<double>(weight.size(1)) * weight.size(2) * weight.size(3);
+  return 2.0 * per_output * outputs;
+}
+
 }  // namespace
 
 std::unique_ptr<Recording> CountingBackend::record(const std::function<void()>& work) {
@@ -56,18 +63,14 @@ void CountingBackend::replay_counted(Recording& inner, double flops) {
 Tensor CountingBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                                const Conv2dParams& p) {
   Tensor out = timed("conv2d", [&] { return inner_.conv2d(x, weight, bias, p); });
-  // Every output element takes (C / groups) * kh * kw multiply-adds.
-  const double per_output = static_cast<double>(weight.size(1)) * weight.size(2) * weight.size(3);
-  count("conv2d", 2.0 * per_output * static_cast<double>(out.numel()));
+  count("conv2d", conv_flops(weight, static_cast<double>(out.numel())));
   return out;
 }
 
 Tensor CountingBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                                    const Conv2dParams& p, const Tensor& residual) {
   Tensor out = timed("conv2d_add", [&] { return inner_.conv2d_add(x, weight, bias, p, residual); });
-  // The convolution's multiply-adds, as conv2d counts them; the addition is not counted.
-  const double per_output = static_cast<double>(weight.size(1)) * weight.size(2) * weight.size(3);
-  count("conv2d_add", 2.0 * per_output * static_cast<double>(out.numel()));
+  count("conv2d_add", conv_flops(weight, static_cast<double>(out.numel())));
   return out;
 }
 
@@ -83,8 +86,7 @@ Tensor CountingBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStag
     const Conv2dParams& p = st.params;
     h = conv2d_out_h(p, h, wt.size(2));
     w = conv2d_out_w(p, w, wt.size(3));
-    const double per_output = static_cast<double>(wt.size(1)) * wt.size(2) * wt.size(3);
-    flops += 2.0 * per_output * static_cast<double>(x.size(0) * wt.size(0) * h * w);
+    flops += conv_flops(wt, static_cast<double>(x.size(0) * wt.size(0) * h * w));
   }
   count("conv2d_stack", flops);
   return out;
@@ -94,10 +96,8 @@ Tensor CountingBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAc
                                               const ConvStage& conv, const Tensor* residual) {
   Tensor out = timed("group_norm_act_conv2d",
                      [&] { return inner_.group_norm_act_conv2d(x, norm, conv, residual); });
-  // The convolution's multiply-adds, as conv2d counts them; the norm is not counted.
-  const Tensor& wt = *conv.weight;
-  const double per_output = static_cast<double>(wt.size(1)) * wt.size(2) * wt.size(3);
-  count("group_norm_act_conv2d", 2.0 * per_output * static_cast<double>(out.numel()));
+  // The norm is not counted.
+  count("group_norm_act_conv2d", conv_flops(*conv.weight, static_cast<double>(out.numel())));
   return out;
 }
 

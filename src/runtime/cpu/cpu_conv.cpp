@@ -447,13 +447,10 @@ std::atomic<long long> g_normed_convs_direct{0};
 
 Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
                                          const ConvStage& conv, const Tensor* residual) {
+  if (!g_normed_direct_on.load()) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
   const char* op = "group_norm_act_conv2d";
   cpu::check(conv.weight != nullptr, op, "no convolution weights");
-  dnnl::algorithm alg;
-  float alpha;
-  cpu::check(norm.act == Activation::kNone || norm.act == Activation::kReLU ||
-                 cpu::eltwise_for(norm.act, alg, alpha),
-             op, "unknown activation");
+  cpu::check(cpu::activation_span_knows(norm.act), op, "unknown activation");
   const ConvGeometry g = conv_geometry(x.shape(), *conv.weight, conv.bias, conv.params, residual, op);
   // Each band's input must be oneDNN's nChw8c / nChw16c without padded
   // channels, or plain; otherwise the norm writes a plain tensor as usual.
@@ -463,7 +460,6 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
     int64_t block;
   };
   std::vector<BandPlan> plan;
-  if (!g_normed_direct_on.load()) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
   for (const ConvBand& b : conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params)) {
     auto e = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
     const dnnl::memory::desc& d = e->pd.src_desc();

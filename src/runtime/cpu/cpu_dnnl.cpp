@@ -85,6 +85,12 @@ bool eltwise_for(Activation a, dnnl::algorithm& alg, float& alpha) {
   return false;
 }
 
+bool activation_span_knows(Activation a) {
+  dnnl::algorithm alg;
+  float alpha;
+  return a == Activation::kNone || a == Activation::kReLU || eltwise_for(a, alg, alpha);
+}
+
 void activation_span(Activation a, float* data, int64_t n) {
   dnnl::algorithm alg;
   float alpha;

@@ -31,5 +31,7 @@ inline float relu(float v) { return v > 0.f ? v : (std::isnan(v) ? v : 0.f); }
 
 // data[0, n) = a(data[0, n)) in place, the same bits as CpuBackend::activation.
 void activation_span(Activation a, float* data, int64_t n);
+// Whether activation_span knows `a` (kNone: nothing to do).
+bool activation_span_knows(Activation a);
 
 }  // namespace sdvsr::cpu

@@ -56,12 +56,21 @@ void check_channel_vector(const Tensor* t, int64_t c, const char* op, const char
                  (t ? shape_str(t->shape()) : std::string("?")));
 }
 
+// One group's mean and 1 / std (float, as group_norm applies them).
+struct GroupStats {
+  float mean, rstd;
+};
+GroupStats group_stats(const float* group, int64_t count, float eps) {
+  const Moments m = moments(group, count);
+  return GroupStats{static_cast<float>(m.mean), inv_std(m.var, eps)};
+}
+
 // PyTorch folds the affine into one scale and shift per channel:
 // group_norm(x)[ch] = x[ch] * a + b.
-void channel_affine(float rstd, float mean, const Tensor* gamma, const Tensor* beta, int64_t ch,
+void channel_affine(const GroupStats& st, const Tensor* gamma, const Tensor* beta, int64_t ch,
                     float& a, float& b) {
-  a = rstd * (gamma ? gamma->data()[ch] : 1.f);
-  b = -a * mean + (beta ? beta->data()[ch] : 0.f);
+  a = st.rstd * (gamma ? gamma->data()[ch] : 1.f);
+  b = -a * st.mean + (beta ? beta->data()[ch] : 0.f);
 }
 
 void check_group_norm(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
@@ -95,14 +104,12 @@ Tensor group_norm_impl(const Tensor& x, int groups, const Tensor* gamma, const T
 #pragma omp parallel for schedule(dynamic)
   for (int64_t ng = 0; ng < n * groups; ++ng) {
     const int64_t base = ng * cg * spatial;
-    const Moments m = moments(xs + base, cg * spatial);
-    const float rstd = inv_std(m.var, eps);
-    const float mean = static_cast<float>(m.mean);
+    const GroupStats st = group_stats(xs + base, cg * spatial, eps);
     int64_t pending = 0;  // channels of this group normalised but not yet activated
     for (int64_t ci = 0; ci < cg; ++ci) {
       const int64_t ch = (ng % groups) * cg + ci;
       float a, b;
-      channel_affine(rstd, mean, gamma, beta, ch, a, b);
+      channel_affine(st, gamma, beta, ch, a, b);
       const float* src = xs + base + ci * spatial;
       float* dst = os + base + ci * spatial;
       for (int64_t i = 0; i < spatial; ++i) dst[i] = src[i] * a + b;
@@ -127,10 +134,7 @@ Tensor CpuBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gam
                                   const Tensor* beta, float eps, Activation a) {
   // The activation runs on each chunk through the very code activation() runs
   // on the whole tensor (cpu::activation_span), so the bits are the same.
-  dnnl::algorithm alg;
-  float alpha;
-  cpu::check(a == Activation::kNone || a == Activation::kReLU || cpu::eltwise_for(a, alg, alpha),
-             "group_norm_act", "unknown activation");
+  cpu::check(cpu::activation_span_knows(a), "group_norm_act", "unknown activation");
   return group_norm_impl(x, groups, gamma, beta, eps, a);
 }
 
@@ -148,14 +152,12 @@ GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gam
   const float* xs = x.data();
 #pragma omp parallel for schedule(dynamic)
   for (int64_t ng = 0; ng < n * groups; ++ng) {
-    // The same statistics, in the same order, as group_norm_impl.
-    const Moments m = moments(xs + ng * cg * spatial, cg * spatial);
-    const float rstd = inv_std(m.var, eps);
-    const float mean = static_cast<float>(m.mean);
+    // The same statistics as group_norm_impl.
+    const GroupStats st = group_stats(xs + ng * cg * spatial, cg * spatial, eps);
     for (int64_t ci = 0; ci < cg; ++ci) {
       const int64_t ch = (ng % groups) * cg + ci;
       const size_t at = static_cast<size_t>((ng / groups) * c + ch);
-      channel_affine(rstd, mean, gamma, beta, ch, affine.scale[at], affine.shift[at]);
+      channel_affine(st, gamma, beta, ch, affine.scale[at], affine.shift[at]);
     }
   }
   return affine;
