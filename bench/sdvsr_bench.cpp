@@ -42,6 +42,7 @@
 #include "pipeline/stream_session.h"
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_simd.h"
 #include "runtime/cuda/cuda_gemm_rate.h"
 #include "runtime/device_backend.h"
 
@@ -51,7 +52,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--conv-band-mb N] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--conv-band-mb N] [--simd auto|baseline] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -67,7 +68,9 @@ constexpr const char* kUsage =
     "  update block) keep oneDNN's blocked layout between them; off runs them one by one.\n"
     "  --norm-convs (default on; CPU): a GroupNorm before a convolution (every ResNet block)\n"
     "  writes the convolution's blocked input itself; off writes a plain tensor first.\n"
-    "  --conv-band-mb (CPU, default 64): input plus output MiB of one band of a large convolution.\n";
+    "  --conv-band-mb (CPU, default 64): input plus output MiB of one band of a large convolution.\n"
+    "  --simd (CPU, default auto): kernels of our own (RAFT's correlation lookup) run their\n"
+    "  x86-64-v3 (AVX2) build where the CPU has it; baseline runs the plain x86-64 build.\n";
 
 struct LrSize {
   int64_t h = 0, w = 0;
@@ -87,6 +90,7 @@ struct Args {
   bool cuda_graphs = true;
   bool conv_stacks = true;
   bool norm_convs = true;
+  bool wide_simd = true;
   int64_t conv_band_mb = 0;  // 0: the backend's default
   std::vector<std::string> components;  // empty: all
 };
@@ -138,7 +142,7 @@ Args parse_args(int argc, char** argv) {
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
         flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
         flag != "--conv-stacks" && flag != "--norm-convs" &&
-        flag != "--conv-band-mb")
+        flag != "--conv-band-mb" && flag != "--simd")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -158,6 +162,10 @@ Args parse_args(int argc, char** argv) {
       a.conv_stacks = value == "on";
     }
     if (flag == "--conv-band-mb") a.conv_band_mb = parse_positive(flag, value);
+    if (flag == "--simd") {
+      if (value != "auto" && value != "baseline") usage_error("--simd must be auto or baseline");
+      a.wide_simd = value == "auto";
+    }
     if (flag == "--norm-convs") {
       if (value != "on" && value != "off") usage_error("--norm-convs must be on or off");
       a.norm_convs = value == "on";
@@ -512,6 +520,7 @@ int run(const Args& args) {
   if (args.threads > 0) cpu.set_threads(args.threads);
   if (!args.conv_stacks) set_conv_stack_bytes(0);
   if (!args.norm_convs) set_normed_convs_direct(false);
+  if (!args.wide_simd) cpu::set_wide_simd(false);
   if (args.conv_band_mb > 0) set_conv_band_bytes(static_cast<size_t>(args.conv_band_mb) << 20);
   const int64_t gemm_size = args.gemm_size > 0 ? args.gemm_size : (target.cuda ? 8192 : 4096);
   // On a GPU the reference product runs first, on an otherwise empty device.

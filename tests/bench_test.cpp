@@ -82,6 +82,7 @@ TEST(BenchProgram, BadArgumentsExitTwoAndMissingModelExitsOne) {
            {"--model", tiny, "--dtype", "float8"},
            {"--model", tiny, "--norm-convs", "maybe"},
            {"--model", tiny, "--conv-band-mb", "0"},
+           {"--model", tiny, "--simd", "avx512"},
            {"--model", tiny, "--device"}}) {
     const auto r = test::run_program("sdvsr-bench", args);
     EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -4,6 +4,11 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "runtime/cpu/cpu_simd.h"
+
+// Lanes8 values never cross a call that is not inlined (see cpu_simd.h).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace sdvsr::cpu {
 
 namespace {
@@ -61,8 +66,11 @@ inline float sample_bilinear(const float* img, int64_t H, int64_t W, float ix, f
                    (south && east) ? img[ys * W + xe] : 0.0f);
 }
 
-// Dot product with 8 independent partial sums (vectorisable without reassociation).
-inline float dot(const float* a, const float* b, int64_t n) {
+// Dot product in 8 lanes (lane k sums elements k, k+8, ...), the lanes then
+// added pairwise, the tail last: an order that vectorises without reassociation.
+// The baseline build keeps the lanes in an array (two SSE registers); the wide
+// build's dot4 does the same additions in one AVX register per product.
+SDVSR_ALWAYS_INLINE float dot(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t c = 0;
   for (; c + 8 <= n; c += 8)
@@ -70,6 +78,31 @@ inline float dot(const float* a, const float* b, int64_t n) {
   float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
   for (; c < n; ++c) s += a[c] * b[c];
   return s;
+}
+
+// Four dot products of `a` at once, each in dot()'s order (so the same bits):
+// four independent sums keep the vector units busy instead of waiting on one.
+SDVSR_ALWAYS_INLINE void dot4(const float* a, const float* const b[4], int64_t n, float out[4]) {
+  Lanes8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const Lanes8 x = load8(a + c);
+    s0 += x * load8(b[0] + c);
+    s1 += x * load8(b[1] + c);
+    s2 += x * load8(b[2] + c);
+    s3 += x * load8(b[3] + c);
+  }
+  float r0 = sum8(s0), r1 = sum8(s1), r2 = sum8(s2), r3 = sum8(s3);
+  for (; c < n; ++c) {
+    r0 += a[c] * b[0][c];
+    r1 += a[c] * b[1][c];
+    r2 += a[c] * b[2][c];
+    r3 += a[c] * b[3][c];
+  }
+  out[0] = r0;
+  out[1] = r1;
+  out[2] = r2;
+  out[3] = r3;
 }
 
 // The distinct in-range integer taps of one window axis, each with a slot number.
@@ -92,6 +125,53 @@ struct TapSet {
 inline float nan_max(float a, float b) {
   if (std::isnan(a) || std::isnan(b)) return std::nanf("");
   return a > b ? a : b;
+}
+
+// Correlations at every needed integer tap of one window:
+// corr[r][c] = <f1, fmap2[rows[r], cols[c]]> / sqrt(C), one tap at a time or
+// (kFourAtOnce, the wide build) four.
+using CorrTable = float[TapSet::kMax][TapSet::kMax];
+template <bool kFourAtOnce>
+SDVSR_ALWAYS_INLINE void corr_taps(const float* f1, const float* f2n, int64_t W, int64_t C,
+                                   const TapSet& rows, const TapSet& cols, float norm,
+                                   CorrTable& corr) {
+  const int ncols = cols.count, total = rows.count * ncols;
+  auto tap = [&](int p) { return f2n + (rows.index[p / ncols] * W + cols.index[p % ncols]) * C; };
+  int p = 0;
+  if constexpr (kFourAtOnce) {
+    for (; p + 4 <= total; p += 4) {
+      const float* const b[4] = {tap(p), tap(p + 1), tap(p + 2), tap(p + 3)};
+      float d[4];
+      dot4(f1, b, C, d);
+      for (int t = 0; t < 4; ++t) corr[(p + t) / ncols][(p + t) % ncols] = d[t] / norm;
+    }
+  }
+  for (; p < total; ++p) corr[p / ncols][p % ncols] = dot(f1, tap(p), C) / norm;
+}
+
+// corr_taps built for the baseline and, where it can run, for x86-64-v3.
+using CorrTapsFn = void (*)(const float*, const float*, int64_t, int64_t, const TapSet&,
+                            const TapSet&, float, CorrTable&);
+void corr_taps_baseline(const float* f1, const float* f2n, int64_t W, int64_t C,
+                        const TapSet& rows, const TapSet& cols, float norm, CorrTable& corr) {
+  corr_taps<false>(f1, f2n, W, C, rows, cols, norm, corr);
+}
+#if SDVSR_HAVE_X86_V3
+SDVSR_TARGET_X86_V3 void corr_taps_x86_v3(const float* f1, const float* f2n, int64_t W,
+                                          int64_t C, const TapSet& rows, const TapSet& cols,
+                                          float norm, CorrTable& corr) {
+  corr_taps<true>(f1, f2n, W, C, rows, cols, norm, corr);
+}
+#endif
+
+CorrTapsFn pick_corr_taps() {
+#if SDVSR_HAVE_X86_V3
+  if (wide_simd()) {
+    count_wide_simd_run();
+    return corr_taps_x86_v3;
+  }
+#endif
+  return corr_taps_baseline;
 }
 
 }  // namespace
@@ -166,6 +246,7 @@ Tensor raft_corr_lookup_direct(const Tensor& fmap1, const std::vector<Tensor>& f
   Tensor out = Tensor::uninitialized({N, L * per_level, h, w});
   float* dst = out.data();
   const float* src = coords.data();
+  const CorrTapsFn corr_taps_fn = pick_corr_taps();
 
 #pragma omp parallel for schedule(dynamic, 16)
   for (int64_t i = 0; i < P; ++i) {
@@ -194,11 +275,8 @@ Tensor raft_corr_lookup_direct(const Tensor& fmap1, const std::vector<Tensor>& f
         row_n[b] = rows.slot(y_n, H);
         row_s[b] = rows.slot(y_n + 1.0f, H);
       }
-      // Correlations at every needed integer tap: <fmap1[i], fmap2_l[row, col]> / sqrt(C).
-      float corr[TapSet::kMax][TapSet::kMax];
-      for (int r = 0; r < rows.count; ++r)
-        for (int c = 0; c < cols.count; ++c)
-          corr[r][c] = dot(f1, f2n + (rows.index[r] * W + cols.index[c]) * C, C) / norm;
+      CorrTable corr;
+      corr_taps_fn(f1, f2n, W, C, rows, cols, norm, corr);
       auto at = [&](int r, int c) { return (r >= 0 && c >= 0) ? corr[r][c] : 0.0f; };
       float* o = dst + (n * L * per_level + l * per_level) * plane + pos;
       for (int64_t a = 0; a < side; ++a)
