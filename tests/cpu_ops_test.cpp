@@ -188,6 +188,17 @@ TEST(CpuOps, Attention) {
     auto ref = naive_attention(q, k, v, 2, 1.0 / std::sqrt(4.0), true);
     expect_near_ref(be().attention(q, k, v, 2, 0.5f, true), {1, 11, 8}, ref, 1e-6, "causal");
   }
+  // A NaN score, or an infinite one (inf - inf in the max subtraction), makes
+  // its row NaN in that head, as PyTorch's softmax does; the rest stay finite.
+  for (const float bad : {std::nanf(""), INFINITY}) {
+    Tensor q = random_tensor({1, 5, 4}, 40), k = random_tensor({1, 6, 4}, 41),
+           v = random_tensor({1, 6, 4}, 42);
+    q.data()[2 * 4 + 1] = bad;  // row 2, head 0 (two heads of width 2)
+    const Tensor out = be().attention(q, k, v, 2, 0.5f, false);
+    for (int64_t i = 0; i < 5; ++i)
+      for (int64_t c = 0; c < 4; ++c)
+        EXPECT_EQ(std::isnan(out[i * 4 + c]), i == 2 && c < 2) << "row " << i << " col " << c;
+  }
 }
 
 // ---------------------------------------------------------------- normalisation
