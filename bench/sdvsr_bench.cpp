@@ -52,7 +52,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--conv-band-mb N] [--simd auto|baseline] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--conv-band-mb N] [--conv-stack-mb N] [--simd auto|baseline] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -69,6 +69,8 @@ constexpr const char* kUsage =
     "  --norm-convs (default on; CPU): a GroupNorm before a convolution (every ResNet block)\n"
     "  writes the convolution's blocked input itself; off writes a plain tensor first.\n"
     "  --conv-band-mb (CPU, default 64): input plus output MiB of one band of a large convolution.\n"
+    "  --conv-stack-mb (CPU, default 16): MiB of the largest tensor a stack keeps between two\n"
+    "  convolutions; a larger stack runs in bands of rows.\n"
     "  --simd (CPU, default auto): kernels of our own (RAFT's correlation lookup) run their\n"
     "  x86-64-v3 (AVX2) build where the CPU has it; baseline runs the plain x86-64 build.\n";
 
@@ -92,6 +94,7 @@ struct Args {
   bool norm_convs = true;
   bool wide_simd = true;
   int64_t conv_band_mb = 0;  // 0: the backend's default
+  int64_t conv_stack_mb = 0;  // 0: the backend's default
   std::vector<std::string> components;  // empty: all
 };
 
@@ -142,7 +145,7 @@ Args parse_args(int argc, char** argv) {
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
         flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
         flag != "--conv-stacks" && flag != "--norm-convs" &&
-        flag != "--conv-band-mb" && flag != "--simd")
+        flag != "--conv-band-mb" && flag != "--conv-stack-mb" && flag != "--simd")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -162,6 +165,7 @@ Args parse_args(int argc, char** argv) {
       a.conv_stacks = value == "on";
     }
     if (flag == "--conv-band-mb") a.conv_band_mb = parse_positive(flag, value);
+    if (flag == "--conv-stack-mb") a.conv_stack_mb = parse_positive(flag, value);
     if (flag == "--simd") {
       if (value != "auto" && value != "baseline") usage_error("--simd must be auto or baseline");
       a.wide_simd = value == "auto";
@@ -518,6 +522,7 @@ int run(const Args& args) {
   }
   Backend& cpu = cpu_backend();
   if (args.threads > 0) cpu.set_threads(args.threads);
+  if (args.conv_stack_mb > 0) set_conv_stack_bytes(static_cast<size_t>(args.conv_stack_mb) << 20);
   if (!args.conv_stacks) set_conv_stack_bytes(0);
   if (!args.norm_convs) set_normed_convs_direct(false);
   if (!args.wide_simd) cpu::set_wide_simd(false);

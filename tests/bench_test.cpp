@@ -83,6 +83,7 @@ TEST(BenchProgram, BadArgumentsExitTwoAndMissingModelExitsOne) {
            {"--model", tiny, "--norm-convs", "maybe"},
            {"--model", tiny, "--conv-band-mb", "0"},
            {"--model", tiny, "--simd", "avx512"},
+           {"--model", tiny, "--conv-stack-mb", "-1"},
            {"--model", tiny, "--device"}}) {
     const auto r = test::run_program("sdvsr-bench", args);
     EXPECT_EQ(r.exit_code, 2) << r.err;

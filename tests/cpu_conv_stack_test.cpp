@@ -1,8 +1,9 @@
 // conv2d_stack on the CPU keeps oneDNN's blocked layout between the
 // convolutions of a stack and runs their activations there (cpu_conv.cpp). It
 // must give exactly the bits of the stages run one by one (Backend's default:
-// conv2d / conv2d_add, then activation_in_place), and fall back to that where
-// the blocked chain does not apply (padded channel blocks, the memory budget).
+// conv2d / conv2d_add, then activation_in_place), whole or in bands of rows
+// under the memory budget, and fall back to that where the blocked chain does
+// not apply (padded channel blocks, not even one row within the budget).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -93,15 +94,63 @@ TEST(CpuConvStack, PaddedChannelBlocksRunStageByStage) {
   expect_same_as_stage_by_stage(s, random_tensor({1, 16, 17, 21}, 4), nullptr, false);
 }
 
-TEST(CpuConvStack, OverTheMemoryBudgetItRunsStageByStage) {
+// Over the budget the stack runs in bands of output rows, each stage's band
+// computing exactly the rows (halo included) the next one reads: still the
+// same bits, in as many bands as the budget asks for.
+TEST(CpuConvStack, OverTheMemoryBudgetItRunsInBands) {
   Stack s;
-  s.add(16, 16, 3, conv_params(1, 1), Activation::kReLU);
-  s.add(16, 16, 3, conv_params(1, 1), Activation::kReLU);
-  const Tensor x = random_tensor({1, 16, 30, 40}, 5);
-  const size_t saved = set_conv_stack_bytes(16 * 30 * 40 * sizeof(float) - 1);  // one does not fit
+  for (int k = 0; k < 3; ++k) s.add(16, 16, 3, conv_params(1, 1), Activation::kReLU);
+  const Tensor x = random_tensor({1, 16, 30, 40}, 5, -2.f, 2.f);
+  const size_t row = 16 * 40 * sizeof(float);  // one row of a tensor between two stages
+  const size_t saved = set_conv_stack_bytes(30 * row);
+  struct Budget {
+    size_t rows;
+    long long bands;
+  };
+  // Bands of R output rows keep R + 4 rows of the first stage's output (R + 2
+  // of the second's). 30 rows fit whole; 29: R = 25, made 2 equal bands of 15;
+  // 9: 6 bands of 5; 5: 30 bands of 1; 2: not even one row.
+  for (const Budget b : {Budget{30, 1}, Budget{29, 2}, Budget{9, 6}, Budget{5, 30}}) {
+    SCOPED_TRACE("budget " + std::to_string(b.rows) + " rows");
+    set_conv_stack_bytes(b.rows * row);
+    for (int threads : {1, 2}) {
+      const int saved_threads = cpu_backend().threads();
+      cpu_backend().set_threads(threads);
+      const long long before = conv_bands_run();
+      expect_same_as_stage_by_stage(s, x, &x, true);
+      // The reference's three unbanded convolutions count too.
+      EXPECT_EQ(conv_bands_run() - before, 3 + 3 * b.bands);
+      cpu_backend().set_threads(saved_threads);
+    }
+  }
+  set_conv_stack_bytes(2 * row);
+  expect_same_as_stage_by_stage(s, x, &x, false);
+  set_conv_stack_bytes(0);  // off
   expect_same_as_stage_by_stage(s, x, nullptr, false);
-  set_conv_stack_bytes(16 * 30 * 40 * sizeof(float));
-  expect_same_as_stage_by_stage(s, x, nullptr, true);
+  set_conv_stack_bytes(saved);
+}
+
+TEST(CpuConvStack, BandsThroughStridesDilationAndBatchesGiveTheSameBits) {
+  Stack s;
+  s.add(8, 16, 3, conv_params(1, 1), Activation::kSiLU);
+  s.add(16, 16, 3, conv_params(2, 1), Activation::kReLU, /*with_bias=*/false);  // downsample
+  Conv2dParams dilated = conv_params(1, 2);
+  dilated.dilation_h = dilated.dilation_w = 2;
+  s.add(16, 16, 3, dilated, Activation::kGELU);
+  s.add(16, 8, 1, conv_params(1, 0), Activation::kNone);
+  const Tensor x = random_tensor({2, 8, 33, 21}, 8, -2.f, 2.f);
+  const Tensor residual = random_tensor({2, 8, 17, 11}, 9, -3.f, 3.f);
+  const size_t saved = set_conv_stack_bytes(size_t{1} << 30);
+  expect_same_as_stage_by_stage(s, x, &residual, true);
+  // R output rows per band keep 2R + 9 rows of the first stage's output (2688 bytes each).
+  for (size_t bytes : {size_t{60000}, size_t{40000}, size_t{30000}}) {
+    SCOPED_TRACE("budget " + std::to_string(bytes));
+    set_conv_stack_bytes(bytes);
+    const long long before = conv_bands_run();
+    expect_same_as_stage_by_stage(s, x, &residual, true);
+    EXPECT_GT(conv_bands_run() - before, 4 + 4) << "the stack did not run in bands";
+    expect_same_as_stage_by_stage(s, x, nullptr, true);
+  }
   set_conv_stack_bytes(saved);
 }
 

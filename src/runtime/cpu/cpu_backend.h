@@ -114,9 +114,10 @@ void set_conv_band_bytes(size_t bytes);
 long long conv_bands_run();
 
 // Bytes of the largest blocked tensor a conv2d_stack keeps between two of its
-// convolutions (default 64 MiB; it holds two at once). A larger stack runs
-// convolution by convolution (in bands). 0 turns the blocked stacks off.
-// Results are the same either way. Returns the previous budget.
+// convolutions (default 16 MiB; it holds two at once). A larger stack runs in
+// bands of output rows, every stage band by band; where not even one row fits
+// (or with 0, which turns the blocked stacks off) it runs convolution by
+// convolution. Results are the same either way. Returns the previous budget.
 size_t set_conv_stack_bytes(size_t bytes);
 // conv2d_stack calls that kept oneDNN's layout between their stages, for tests.
 long long conv_stacks_blocked();

@@ -238,6 +238,30 @@ struct ConvBand {
   int64_t pad_top = 0, pad_bottom = 0;
 };
 
+// The band that computes output rows [y, y + rows) of a convolution of an
+// h-row input (ho output rows): the input rows it reads, clipped to the image,
+// and the zero rows padding them where the image ends.
+ConvBand band_of_rows(int64_t y, int64_t rows, int64_t h, int64_t ho, int64_t kh,
+                      const Conv2dParams& p) {
+  ConvBand b;
+  b.out_row = y;
+  b.out_rows = rows;
+  if (rows == ho) {  // the whole convolution, as PyTorch pads it
+    b.in_row = 0;
+    b.in_rows = h;
+    b.pad_top = b.pad_bottom = p.pad_h;
+    return b;
+  }
+  const int64_t span = p.dilation_h * (kh - 1) + 1;  // input rows under one output row
+  const int64_t first = y * p.stride_h - p.pad_h;
+  const int64_t last = (y + rows - 1) * p.stride_h - p.pad_h + span;  // exclusive
+  b.in_row = std::max<int64_t>(first, 0);
+  b.in_rows = std::min(last, h) - b.in_row;
+  b.pad_top = b.in_row - first;
+  b.pad_bottom = last - std::min(last, h);
+  return b;
+}
+
 std::vector<ConvBand> conv_bands(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
                                  int64_t ho, int64_t wo, int64_t kh, const Conv2dParams& p) {
   const int64_t span = p.dilation_h * (kh - 1) + 1;  // input rows under one output row
@@ -256,24 +280,8 @@ std::vector<ConvBand> conv_bands(int64_t n, int64_t c, int64_t h, int64_t w, int
     rows = (ho + count - 1) / count;
   }
   std::vector<ConvBand> bands;
-  for (int64_t y = 0; y < ho; y += rows) {
-    ConvBand b;
-    b.out_row = y;
-    b.out_rows = std::min(rows, ho - y);
-    if (b.out_rows == ho) {  // one band: the whole convolution, as PyTorch pads it
-      b.in_row = 0;
-      b.in_rows = h;
-      b.pad_top = b.pad_bottom = p.pad_h;
-    } else {
-      const int64_t first = y * p.stride_h - p.pad_h;
-      const int64_t last = (y + b.out_rows - 1) * p.stride_h - p.pad_h + span;  // exclusive
-      b.in_row = std::max<int64_t>(first, 0);
-      b.in_rows = std::min(last, h) - b.in_row;
-      b.pad_top = b.in_row - first;
-      b.pad_bottom = last - std::min(last, h);
-    }
-    bands.push_back(b);
-  }
+  for (int64_t y = 0; y < ho; y += rows)
+    bands.push_back(band_of_rows(y, std::min(rows, ho - y), h, ho, kh, p));
   return bands;
 }
 
@@ -410,14 +418,15 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
 // Between two convolutions of a stack the tensor stays in the blocked layout
 // oneDNN computes in (nChw8c / nChw16c), and the activation runs there (an
 // element-wise function does not care about the order of the elements): no
-// reorder to the plain layout and back per convolution. The chain runs each
-// convolution whole, so it is used while every tensor between two stages is
-// at most g_stack_bytes, the size below which a single convolution is not
-// banded either. Measured on 2 cores (three 64-channel 3x3 convolutions with
-// ReLU): 0.84x the stage-by-stage time at 180x320; at 720x1280 about the
-// same, since a whole convolution there ran ~14% slower than its bands,
-// which ate the saved reorders (hence the budget).
-std::atomic<size_t> g_stack_bytes{size_t{64} << 20};
+// reorder to the plain layout and back per convolution. A stack whose tensors
+// between stages exceed g_stack_bytes runs in bands of output rows, all its
+// stages band by band (halo rows computed again for each band that reads
+// them). Measured on 2 cores, three 64-channel 3x3 convolutions with ReLU
+// against the same run stage by stage: whole 0.84x at 180x320; in bands
+// with at most 64 MiB between stages 1.14x at 720x1280 (bands that large run
+// slower than the 16 MiB ones), 16 MiB 0.64x there and 0.57x at 360x640,
+// 2 MiB 1.35x (the halo rows cost more than they save).
+std::atomic<size_t> g_stack_bytes{size_t{16} << 20};
 std::atomic<long long> g_stacks_blocked{0};
 
 // `a` over `count` floats, as CpuBackend::activation computes it.
@@ -485,6 +494,78 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
   return activation_in_place(std::move(out), conv.act);
 }
 
+// One band of a stack: for every stage, the convolution band that computes
+// the rows the next stage reads (the last stage: the band's output rows).
+struct StackBand {
+  std::vector<ConvBand> stage;
+  std::vector<std::shared_ptr<const ConvEntry>> entry;
+};
+
+// Plans the stack in bands of `rows` output rows of its last stage. Each
+// stage's band computes exactly the rows (halo included, clipped to the image)
+// the next stage's band reads, so every value is the same sum as in the whole
+// convolution. False when a tensor between two stages would not be in a
+// channel-blocked layout without padded channels (the activation runs there
+// and must touch real values only).
+bool plan_stack(const std::vector<ConvStage>& stages, const std::vector<ConvGeometry>& geometry,
+                int64_t rows, std::vector<StackBand>& plan) {
+  const size_t count = stages.size();
+  const int64_t ho = geometry.back().ho;
+  for (int64_t y = 0; y < ho; y += rows) {
+    StackBand band;
+    band.stage.resize(count);
+    band.entry.resize(count);
+    int64_t out_row = y, out_rows = std::min(rows, ho - y);
+    for (size_t k = count; k-- > 0;) {
+      const ConvGeometry& g = geometry[k];
+      band.stage[k] = band_of_rows(out_row, out_rows, g.h, g.ho, g.kh, stages[k].params);
+      out_row = band.stage[k].in_row;
+      out_rows = band.stage[k].in_rows;
+    }
+    for (size_t k = 0; k < count; ++k) {
+      const ConvGeometry& g = geometry[k];
+      const ConvBand& b = band.stage[k];
+      band.entry[k] = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, stages[k].params, b,
+                                 stages[k].bias);
+      if (k + 1 == count) break;
+      const dnnl::memory::desc& d = band.entry[k]->pd.dst_desc();
+      const int64_t block = channel_block(d, g.n, g.o, b.out_rows, g.wo);
+      if (block == 0 || g.o % block != 0) return false;
+    }
+    plan.push_back(std::move(band));
+  }
+  return true;
+}
+
+// Output rows per band such that no tensor between two stages exceeds
+// `budget` bytes (the largest band is an inner one, with halos on both sides);
+// the last stage's ho when the whole stack fits, 0 when not even one row does.
+int64_t stack_band_rows(const std::vector<ConvStage>& stages,
+                        const std::vector<ConvGeometry>& geometry, size_t budget) {
+  auto largest_between = [&](int64_t rows) {
+    size_t largest = 0;
+    int64_t need = rows;  // output rows of stage k
+    for (size_t k = stages.size() - 1; k-- > 0;) {
+      const ConvGeometry& next = geometry[k + 1];
+      const Conv2dParams& p = stages[k + 1].params;
+      need = std::min(next.h, (need - 1) * p.stride_h + p.dilation_h * (next.kh - 1) + 1);
+      const ConvGeometry& g = geometry[k];
+      largest = std::max(largest, static_cast<size_t>(g.n * g.o * need * g.wo) * sizeof(float));
+    }
+    return largest;
+  };
+  const int64_t ho = geometry.back().ho;
+  if (largest_between(ho) <= budget) return ho;
+  if (largest_between(1) > budget) return 0;
+  int64_t lo = 1, hi = ho;  // largest_between(lo) fits, (hi) does not
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (largest_between(mid) <= budget ? lo : hi) = mid;
+  }
+  const int64_t bands = (ho + lo - 1) / lo;  // equal bands: fewer distinct primitives
+  return (ho + bands - 1) / bands;
+}
+
 Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                                 const Tensor* residual) {
   cpu::check(!stages.empty(), "conv2d_stack", "no stages");
@@ -497,50 +578,43 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
                                      last ? residual : nullptr, "conv2d_stack"));
     shape = geometry.back().out_shape();
   }
-  // Every tensor between two stages must fit the budget whole, and be in a
-  // channel-blocked layout with no padded channels (the activation then
-  // touches real values only); otherwise the stages run one by one.
-  size_t budget = g_stack_bytes.load();
-  bool blocked_chain = stages.size() >= 2;
-  std::vector<std::shared_ptr<const ConvEntry>> entries;
-  for (size_t k = 0; k < stages.size() && blocked_chain; ++k) {
-    const ConvGeometry& g = geometry[k];
-    const ConvBand whole{0, g.ho, 0, g.h, stages[k].params.pad_h, stages[k].params.pad_h};
-    entries.push_back(conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, stages[k].params, whole,
-                                 stages[k].bias));
-    if (k + 1 < stages.size()) {
-      const dnnl::memory::desc& d = entries.back()->pd.dst_desc();
-      const int64_t block = channel_block(d, g.n, g.o, g.ho, g.wo);
-      blocked_chain = block != 0 && g.o % block == 0 && d.get_size() <= budget;
-    }
-  }
-  if (!blocked_chain) return Backend::conv2d_stack(x, stages, residual);
+  // The tensors between two stages stay blocked, each at most the budget: the
+  // whole stack at once when it fits, else in bands of output rows. Where that
+  // cannot be (one stage, no budget, padded channel blocks) the stages run one
+  // by one.
+  const int64_t rows =
+      stages.size() >= 2 ? stack_band_rows(stages, geometry, g_stack_bytes.load()) : 0;
+  std::vector<StackBand> plan;
+  if (rows == 0 || !plan_stack(stages, geometry, rows, plan))
+    return Backend::conv2d_stack(x, stages, residual);
 
   ++g_stacks_blocked;
-  g_bands_run += static_cast<long long>(stages.size());
+  g_bands_run += static_cast<long long>(stages.size() * plan.size());
   dnnl::stream s(cpu_engine());
   const ConvGeometry& g0 = geometry[0];
-  dnnl::memory src = as_layout(
-      dnnl::memory(rows_view(g0.n, g0.c, g0.h, g0.w, g0.h), cpu_engine(),
-                   const_cast<float*>(x.data())),
-      entries[0]->pd.src_desc(), s);
-  for (size_t k = 0; k + 1 < stages.size(); ++k) {
-    const ConvEntry& e = *entries[k];
-    const ConvStage& st = stages[k];
-    dnnl::memory dst(e.pd.dst_desc(), cpu_engine());
-    execute_conv(e, src, *st.weight, st.bias, dst, s);
-    src = dnnl::memory();  // the stage's input is given back before the next output exists
-    activate(st.act, static_cast<float*>(dst.get_data_handle()),
-             static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
-    // The next stage reads it as it is when it wants this layout (it usually does).
-    src = as_layout(dst, entries[k + 1]->pd.src_desc(), s);
-  }
   const ConvGeometry& gl = geometry.back();
   const ConvStage& last = stages.back();
   Tensor out = Tensor::uninitialized(gl.out_shape());
-  const ConvBand whole{0, gl.ho, 0, gl.h, last.params.pad_h, last.params.pad_h};
-  run_into_plain(*entries.back(), std::move(src), *last.weight, last.bias, gl, whole, residual,
-                 out.data(), s);
+  for (const StackBand& band : plan) {
+    const ConvBand& b0 = band.stage[0];
+    dnnl::memory src = as_layout(
+        dnnl::memory(rows_view(g0.n, g0.c, g0.h, g0.w, b0.in_rows), cpu_engine(),
+                     const_cast<float*>(x.data()) + b0.in_row * g0.w),
+        band.entry[0]->pd.src_desc(), s);
+    for (size_t k = 0; k + 1 < stages.size(); ++k) {
+      const ConvEntry& e = *band.entry[k];
+      const ConvStage& st = stages[k];
+      dnnl::memory dst(e.pd.dst_desc(), cpu_engine());
+      execute_conv(e, src, *st.weight, st.bias, dst, s);
+      src = dnnl::memory();  // the stage's input is given back before the next output exists
+      activate(st.act, static_cast<float*>(dst.get_data_handle()),
+               static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
+      // The next stage reads it as it is when it wants this layout (it usually does).
+      src = as_layout(dst, band.entry[k + 1]->pd.src_desc(), s);
+    }
+    run_into_plain(*band.entry.back(), std::move(src), *last.weight, last.bias, gl,
+                   band.stage.back(), residual, out.data(), s);
+  }
   return activation_in_place(std::move(out), last.act);
 }
 
