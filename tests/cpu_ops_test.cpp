@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/resample_taps.h"
 #include "test_tensors.h"
 
 namespace sdvsr {
@@ -520,6 +521,44 @@ TEST(CpuOps, UpsampleBilinearAndBicubic) {
                       3e-6,  // float source coordinates (PyTorch's) vs double ones here
                       "bicubic " + tag);
     }
+}
+
+// The CPU kernel computes each source row's x-interpolation once and reuses
+// it for every output row in a band that reads it; the float operations must
+// be those of ATen's per-pixel order (written out here), to the bit, across
+// bands, for upsampling by large factors and for downsampling.
+TEST(CpuOps, SeparableResamplingKeepsAtensPerPixelOrder) {
+  const Tensor x = random_tensor({2, 3, 13, 11}, 54, -2.f, 2.f);
+  const int64_t sizes[][2] = {{104, 88}, {70, 33}, {5, 4}, {13, 11}};
+  for (bool cubic : {false, true})
+    for (bool ac : {false, true})
+      for (const auto& sz : sizes) {
+        const int64_t oh = sz[0], ow = sz[1];
+        SCOPED_TRACE(std::string(cubic ? "bicubic " : "bilinear ") + std::to_string(oh) + "x" +
+                     std::to_string(ow) + (ac ? " align_corners" : ""));
+        const resample::AxisTaps ty =
+            cubic ? resample::cubic_taps(13, oh, ac) : resample::linear_taps(13, oh, ac);
+        const resample::AxisTaps tx =
+            cubic ? resample::cubic_taps(11, ow, ac) : resample::linear_taps(11, ow, ac);
+        Tensor want = Tensor::uninitialized({2, 3, oh, ow});
+        for (int64_t p = 0; p < 6; ++p)
+          for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+              float acc = 0.f;
+              for (int ky = 0; ky < ty.taps; ++ky) {
+                const float* srow = x.data() + (p * 13 + ty.index[oy * ty.taps + ky]) * 11;
+                float a = srow[tx.index[ox * tx.taps]] * tx.weight[ox * tx.taps];
+                for (int kx = 1; kx < tx.taps; ++kx)
+                  a += srow[tx.index[ox * tx.taps + kx]] * tx.weight[ox * tx.taps + kx];
+                const float term = a * ty.weight[oy * ty.taps + ky];
+                acc = ky == 0 ? term : acc + term;
+              }
+              want.data()[(p * oh + oy) * ow + ox] = acc;
+            }
+        const Tensor got = cubic ? be().upsample_bicubic(x, oh, ow, ac)
+                                 : be().upsample_bilinear(x, oh, ow, ac);
+        EXPECT_TRUE(test::SameBits(got, want));
+      }
 }
 
 TEST(CpuOps, GridSample) {

@@ -20,31 +20,58 @@ void check_image(const Tensor& x, const char* op) {
 }
 
 // Separable 2-D interpolation in ATen's order: along x for each source row
-// tap, then those row results combined along y, summed tap by tap.
+// tap, then those row results combined along y, summed tap by tap. A source
+// row's x-interpolation is the same for every output row that reads it, so it
+// is computed once per band of output rows and kept in a ring of rows (slot =
+// row mod kRing, checked by its tag; sources are read in increasing order).
+// The float operations are the ones of the direct per-pixel form.
 Tensor separable(const Tensor& x, int64_t out_h, int64_t out_w, const AxisTaps& ty,
                  const AxisTaps& tx) {
+  constexpr int64_t kRing = 8, kBandRows = 32;
   const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t bands = (out_h + kBandRows - 1) / kBandRows;
   Tensor out = Tensor::uninitialized({x.size(0), x.size(1), out_h, out_w});
   const float* src = x.data();
   float* dst = out.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t p = 0; p < nc; ++p)
-    for (int64_t oy = 0; oy < out_h; ++oy) {
-      const float* plane = src + p * h * w;
-      float* row = dst + (p * out_h + oy) * out_w;
+#pragma omp parallel
+  {
+    std::vector<float> ring(static_cast<size_t>(kRing * out_w));
+    int64_t tag[kRing];
+    // The x-interpolation of source row `sy` of `plane`, from the ring or computed into it.
+    auto x_row = [&](const float* plane, int64_t sy) -> const float* {
+      float* r = ring.data() + (sy % kRing) * out_w;
+      if (tag[sy % kRing] == sy) return r;
+      tag[sy % kRing] = sy;
+      const float* srow = plane + sy * w;
       for (int64_t ox = 0; ox < out_w; ++ox) {
-        float acc = 0.f;
-        for (int ky = 0; ky < ty.taps; ++ky) {
-          const float* srow = plane + ty.index[oy * ty.taps + ky] * w;
-          float a = srow[tx.index[ox * tx.taps]] * tx.weight[ox * tx.taps];
-          for (int kx = 1; kx < tx.taps; ++kx)
-            a += srow[tx.index[ox * tx.taps + kx]] * tx.weight[ox * tx.taps + kx];
-          const float term = a * ty.weight[oy * ty.taps + ky];
-          acc = ky == 0 ? term : acc + term;
-        }
-        row[ox] = acc;
+        const int64_t* ix = &tx.index[ox * tx.taps];
+        const float* wx = &tx.weight[ox * tx.taps];
+        float a = srow[ix[0]] * wx[0];
+        for (int kx = 1; kx < tx.taps; ++kx) a += srow[ix[kx]] * wx[kx];
+        r[ox] = a;
       }
-    }
+      return r;
+    };
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t p = 0; p < nc; ++p)
+      for (int64_t band = 0; band < bands; ++band) {
+        const float* plane = src + p * h * w;
+        std::fill(tag, tag + kRing, int64_t{-1});
+        const int64_t oy1 = std::min(out_h, (band + 1) * kBandRows);
+        for (int64_t oy = band * kBandRows; oy < oy1; ++oy) {
+          float* row = dst + (p * out_h + oy) * out_w;
+          for (int ky = 0; ky < ty.taps; ++ky) {
+            const float* a = x_row(plane, ty.index[oy * ty.taps + ky]);
+            const float wy = ty.weight[oy * ty.taps + ky];
+            if (ky == 0) {
+              for (int64_t ox = 0; ox < out_w; ++ox) row[ox] = a[ox] * wy;
+            } else {
+              for (int64_t ox = 0; ox < out_w; ++ox) row[ox] = row[ox] + a[ox] * wy;
+            }
+          }
+        }
+      }
+  }
   return out;
 }
 
