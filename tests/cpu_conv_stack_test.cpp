@@ -154,6 +154,23 @@ TEST(CpuConvStack, BandsThroughStridesDilationAndBatchesGiveTheSameBits) {
   set_conv_stack_bytes(saved);
 }
 
+// Padding wider than the kernel: a one-row band at the border would read only
+// padding rows. Planning must not make such a band (oneDNN may refuse it); the
+// result is still the stage-by-stage one.
+TEST(CpuConvStack, BandsOfPaddingOnlyAreNotMade) {
+  Stack s;
+  s.add(16, 16, 3, conv_params(1, 3), Activation::kReLU);  // 6x7 -> 10x11
+  s.add(16, 16, 1, conv_params(1, 0), Activation::kReLU);  // its band of row 0 reads rows -3..-1
+  const Tensor x = random_tensor({1, 16, 6, 7}, 10);
+  test::CpuForwardingBackend one_by_one;
+  const Tensor want = one_by_one.conv2d_stack(x, s.stages(), nullptr);
+  const size_t saved = set_conv_stack_bytes(16 * 11 * sizeof(float));  // one row of 10x11
+  Tensor got;
+  EXPECT_NO_THROW(got = cpu_backend().conv2d_stack(x, s.stages(), nullptr));
+  EXPECT_TRUE(SameBits(got, want));
+  set_conv_stack_bytes(saved);
+}
+
 TEST(CpuConvStack, OneStageIsAPlainConvolution) {
   Stack s;
   s.add(16, 16, 3, conv_params(1, 1), Activation::kReLU);

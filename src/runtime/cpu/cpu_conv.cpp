@@ -506,7 +506,7 @@ struct StackBand {
 // the next stage's band reads, so every value is the same sum as in the whole
 // convolution. False when a tensor between two stages would not be in a
 // channel-blocked layout without padded channels (the activation runs there
-// and must touch real values only).
+// and must touch real values only), or a band would read no input row at all.
 bool plan_stack(const std::vector<ConvStage>& stages, const std::vector<ConvGeometry>& geometry,
                 int64_t rows, std::vector<StackBand>& plan) {
   const size_t count = stages.size();
@@ -519,6 +519,7 @@ bool plan_stack(const std::vector<ConvStage>& stages, const std::vector<ConvGeom
     for (size_t k = count; k-- > 0;) {
       const ConvGeometry& g = geometry[k];
       band.stage[k] = band_of_rows(out_row, out_rows, g.h, g.ho, g.kh, stages[k].params);
+      if (band.stage[k].in_rows <= 0) return false;  // rows of padding only (pad > kernel)
       out_row = band.stage[k].in_row;
       out_rows = band.stage[k].in_rows;
     }
