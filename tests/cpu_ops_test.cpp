@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_backend.h"
 #include "runtime/resample_taps.h"
 #include "test_tensors.h"
 
@@ -122,6 +123,40 @@ TEST(CpuOps, Linear) {
       }
     expect_near_ref(be().linear(x, wt, with_bias ? &b : nullptr), {2, 5, 3}, ref, 1e-6, "linear");
   }
+}
+
+// linear runs oneDNN's matmul primitive with the bias fused; its bits must be
+// those of dnnl_sgemm followed by a separate bias pass (what it replaced, and
+// what the golden files were matched with), for any thread count, including
+// shapes past the GEMM kernel's blocking and an empty inner dimension.
+TEST(CpuOps, LinearHasTheBitsOfSgemmThenBias) {
+  struct Case {
+    Shape x;
+    int64_t out;
+  };
+  const int saved = be().threads();
+  for (const Case& c : {Case{{1000, 320}, 384}, Case{{2, 77, 40}, 50}, Case{{1, 1}, 1},
+                        Case{{3, 0}, 5}, Case{{515, 1027}, 129}})
+    for (bool with_bias : {true, false})
+      for (int threads : {1, 2}) {
+        SCOPED_TRACE(shape_str(c.x) + " -> " + std::to_string(c.out) +
+                     (with_bias ? " with bias, " : ", ") + std::to_string(threads) + " threads");
+        be().set_threads(threads);
+        const int64_t in = c.x.back();
+        const Tensor x = random_tensor(c.x, 60), w = random_tensor({c.out, in}, 61),
+                     b = random_tensor({c.out}, 62);
+        Shape out_shape = c.x;
+        out_shape.back() = c.out;
+        Tensor want = Tensor::uninitialized(out_shape);
+        const int64_t rows = want.numel() / c.out;
+        cpu::sgemm(false, true, rows, c.out, in, 1.f, x.data(), in, w.data(), in, 0.f,
+                   want.data(), c.out, "test");
+        if (with_bias)
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < c.out; ++j) want.data()[r * c.out + j] += b[j];
+        EXPECT_TRUE(test::SameBits(be().linear(x, w, with_bias ? &b : nullptr), want));
+      }
+  be().set_threads(saved);
 }
 
 TEST(CpuOps, Matmul) {

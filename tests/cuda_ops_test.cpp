@@ -105,6 +105,10 @@ TEST(CudaOps, LinearAndMatmul) {
   const Tensor x = random({2, 7, 33}, 1), w = random({19, 33}, 2), b = random({19}, 3);
   EXPECT_TRUE(Parity(gpu().linear(x, w, &b), cpu().linear(x, w, &b)));
   EXPECT_TRUE(Parity(gpu().linear(x, w, nullptr), cpu().linear(x, w, nullptr)));
+  // An empty inner dimension: the bias alone (zeros without one).
+  const Tensor x0 = random({3, 0}, 7), w0 = random({5, 0}, 8), b0 = random({5}, 9);
+  EXPECT_TRUE(Parity(gpu().linear(x0, w0, &b0), cpu().linear(x0, w0, &b0)));
+  EXPECT_TRUE(Parity(gpu().linear(x0, w0, nullptr), cpu().linear(x0, w0, nullptr)));
   const Tensor a = random({2, 9, 17}, 4), m = random({2, 17, 13}, 5), mt = random({2, 13, 17}, 6);
   EXPECT_TRUE(Parity(gpu().matmul(a, m, false), cpu().matmul(a, m, false)));
   EXPECT_TRUE(Parity(gpu().matmul(a, mt, true), cpu().matmul(a, mt, true)));

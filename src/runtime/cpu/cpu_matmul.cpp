@@ -1,10 +1,16 @@
-// linear, batched matmul and multi-head attention through dnnl_sgemm.
+// linear through oneDNN's matmul primitive; batched matmul and multi-head
+// attention through dnnl_sgemm.
 #include <dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
@@ -30,25 +36,67 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 }
 }  // namespace cpu
 
+namespace {
+// x [rows, in] times weight [out, in] transposed, plus bias: oneDNN's matmul
+// primitive, cached per shape. It runs the same GEMM kernel as dnnl_sgemm and
+// adds the bias to each finished sum, so the bits are those of sgemm followed
+// by a separate bias pass (tested), without that second pass over the output.
+using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool>;  // rows, in, out, bias
+
+std::mutex g_linear_mutex;
+std::map<LinearKey, std::shared_ptr<const dnnl::matmul>> g_linear_cache;
+
+std::shared_ptr<const dnnl::matmul> linear_primitive(int64_t rows, int64_t in, int64_t out,
+                                                     bool bias) {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const LinearKey key{rows, in, out, bias};
+  std::lock_guard<std::mutex> lock(g_linear_mutex);
+  auto it = g_linear_cache.find(key);
+  if (it != g_linear_cache.end()) return it->second;
+  const dnnl::memory::desc src({rows, in}, dt::f32, tag::ab), weights({in, out}, dt::f32, tag::ba),
+      bias_md({1, out}, dt::f32, tag::ab), dst({rows, out}, dt::f32, tag::ab);
+  const auto desc = bias ? dnnl::matmul::desc(src, weights, bias_md, dst)
+                         : dnnl::matmul::desc(src, weights, dst);
+  auto prim = std::make_shared<const dnnl::matmul>(
+      dnnl::matmul::primitive_desc(desc, cpu::dnnl_engine()));
+  g_linear_cache.emplace(key, prim);
+  return prim;
+}
+}  // namespace
+
 Tensor CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   cpu::check(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), "linear",
              "x " + shape_str(x.shape()) + " does not fit weight " + shape_str(weight.shape()));
   const int64_t in = weight.size(1), out_f = weight.size(0);
   cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == out_f), "linear",
              "bias does not match weight " + shape_str(weight.shape()));
-  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   Tensor out = Tensor::uninitialized(out_shape);
-  cpu::sgemm(false, true, rows, out_f, in, 1.f, x.data(), in, weight.data(), in, 0.f,
-             out.data(), out_f, "linear");
-  if (bias) {
+  const int64_t rows = out_f > 0 ? out.numel() / out_f : 0;  // also when in == 0
+  if (rows == 0) return out;
+  if (in == 0) {  // an empty product: the bias alone (oneDNN rejects K = 0)
     float* o = out.data();
-    const float* bv = bias->data();
-#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < out_f; ++j) o[r * out_f + j] += bv[j];
+      for (int64_t j = 0; j < out_f; ++j) o[r * out_f + j] = bias ? (*bias)[j] : 0.f;
+    return out;
   }
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const auto prim = linear_primitive(rows, in, out_f, bias != nullptr);
+  dnnl::engine& eng = cpu::dnnl_engine();
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, dnnl::memory({{rows, in}, dt::f32, tag::ab}, eng, const_cast<float*>(x.data()))},
+      {DNNL_ARG_WEIGHTS,
+       dnnl::memory({{in, out_f}, dt::f32, tag::ba}, eng, const_cast<float*>(weight.data()))},
+      {DNNL_ARG_DST, dnnl::memory({{rows, out_f}, dt::f32, tag::ab}, eng, out.data())}};
+  if (bias)
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out_f}, dt::f32, tag::ab}, eng,
+                                             const_cast<float*>(bias->data())));
+  dnnl::stream s(eng);
+  prim->execute(s, args);
+  s.wait();
   return out;
 }
 

@@ -21,11 +21,11 @@ Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor*
   const bool reduced = dtype_ != ComputeDtype::kFloat32;
   // A reduced backend reads the weight's 16-bit copy only (no float32 upload kept).
   const Tensor x = c.input(x_in), w = reduced ? Tensor() : c.input(w_in);
-  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   Tensor out = c.empty(out_shape);
-  if (rows == 0 || out_f == 0) return out;
+  const int64_t rows = out_f > 0 ? out.numel() / out_f : 0;  // also when in == 0
+  if (rows == 0) return out;
   if (in == 0) {
     cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), "linear");
   } else if (reduced) {
