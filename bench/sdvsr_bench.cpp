@@ -115,6 +115,14 @@ int64_t parse_positive(const std::string& flag, const std::string& value) {
   return v;
 }
 
+// A flag that takes one of two words: true for `yes`, false for `no`.
+bool parse_switch(const std::string& flag, const std::string& value, const char* yes,
+                  const char* no) {
+  if (value != yes && value != no)
+    usage_error(flag + " must be " + yes + " or " + no);
+  return value == yes;
+}
+
 std::vector<LrSize> parse_sizes(const std::string& value) {
   std::vector<LrSize> sizes;
   std::stringstream ss(value);
@@ -156,24 +164,12 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--sgemm-size" || flag == "--gemm-size") a.gemm_size = parse_positive(flag, value);
     // The device itself is checked when the backend is made (run(): exit 1).
     if (flag == "--device") a.device = value;
-    if (flag == "--cuda-graphs") {
-      if (value != "on" && value != "off") usage_error("--cuda-graphs must be on or off");
-      a.cuda_graphs = value == "on";
-    }
-    if (flag == "--conv-stacks") {
-      if (value != "on" && value != "off") usage_error("--conv-stacks must be on or off");
-      a.conv_stacks = value == "on";
-    }
+    if (flag == "--cuda-graphs") a.cuda_graphs = parse_switch(flag, value, "on", "off");
+    if (flag == "--conv-stacks") a.conv_stacks = parse_switch(flag, value, "on", "off");
     if (flag == "--conv-band-mb") a.conv_band_mb = parse_positive(flag, value);
     if (flag == "--conv-stack-mb") a.conv_stack_mb = parse_positive(flag, value);
-    if (flag == "--simd") {
-      if (value != "auto" && value != "baseline") usage_error("--simd must be auto or baseline");
-      a.wide_simd = value == "auto";
-    }
-    if (flag == "--norm-convs") {
-      if (value != "on" && value != "off") usage_error("--norm-convs must be on or off");
-      a.norm_convs = value == "on";
-    }
+    if (flag == "--simd") a.wide_simd = parse_switch(flag, value, "auto", "baseline");
+    if (flag == "--norm-convs") a.norm_convs = parse_switch(flag, value, "on", "off");
     if (flag == "--dtype") {
       try {
         a.dtype = parse_compute_dtype(value);

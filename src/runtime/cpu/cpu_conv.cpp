@@ -190,6 +190,14 @@ int64_t channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t
   return 0;
 }
 
+// channel_block when the c channels fill whole blocks (no padded channels for
+// our own writes or activations to touch); 0 otherwise.
+int64_t whole_channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t h,
+                            int64_t w) {
+  const int64_t block = channel_block(d, n, c, h, w);
+  return block != 0 && c % block == 0 ? block : 0;
+}
+
 // out[i, ch, p] = residual[i, ch, p] + src(i, ch, p) over [n, c, hw], where src
 // is channel-blocked by kBlock (nChw<kBlock>c over exactly hw positions,
 // channels padded to the block) or, for kBlock 1, plain with planes
@@ -472,10 +480,10 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
   for (const ConvBand& b : conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params)) {
     auto e = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
     const dnnl::memory::desc& d = e->pd.src_desc();
-    int64_t block = channel_block(d, g.n, g.c, b.in_rows, g.w);
+    int64_t block = whole_channel_block(d, g.n, g.c, b.in_rows, g.w);
     if (block == 0 && d == dnnl::memory::desc({g.n, g.c, b.in_rows, g.w}, dt::f32, tag::nchw))
       block = 1;
-    if (block == 0 || g.c % block != 0) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
+    if (block == 0) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
     plan.push_back(BandPlan{b, std::move(e), block});
   }
   const cpu::GroupNormAffine affine =
@@ -529,9 +537,8 @@ bool plan_stack(const std::vector<ConvStage>& stages, const std::vector<ConvGeom
       band.entry[k] = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, stages[k].params, b,
                                  stages[k].bias);
       if (k + 1 == count) break;
-      const dnnl::memory::desc& d = band.entry[k]->pd.dst_desc();
-      const int64_t block = channel_block(d, g.n, g.o, b.out_rows, g.wo);
-      if (block == 0 || g.o % block != 0) return false;
+      if (whole_channel_block(band.entry[k]->pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) == 0)
+        return false;
     }
     plan.push_back(std::move(band));
   }

@@ -43,25 +43,32 @@ namespace {
 // by a separate bias pass (tested), without that second pass over the output.
 using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool>;  // rows, in, out, bias
 
-std::mutex g_linear_mutex;
-std::map<LinearKey, std::shared_ptr<const dnnl::matmul>> g_linear_cache;
+struct LinearEntry {
+  dnnl::memory::desc src, weights, bias, dst;  // weights [in, out] over the [out, in] storage
+  dnnl::matmul prim;
+};
 
-std::shared_ptr<const dnnl::matmul> linear_primitive(int64_t rows, int64_t in, int64_t out,
-                                                     bool bias) {
+std::mutex g_linear_mutex;
+std::map<LinearKey, std::shared_ptr<const LinearEntry>> g_linear_cache;
+
+std::shared_ptr<const LinearEntry> linear_entry(int64_t rows, int64_t in, int64_t out,
+                                                bool bias) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   const LinearKey key{rows, in, out, bias};
   std::lock_guard<std::mutex> lock(g_linear_mutex);
   auto it = g_linear_cache.find(key);
   if (it != g_linear_cache.end()) return it->second;
-  const dnnl::memory::desc src({rows, in}, dt::f32, tag::ab), weights({in, out}, dt::f32, tag::ba),
-      bias_md({1, out}, dt::f32, tag::ab), dst({rows, out}, dt::f32, tag::ab);
-  const auto desc = bias ? dnnl::matmul::desc(src, weights, bias_md, dst)
-                         : dnnl::matmul::desc(src, weights, dst);
-  auto prim = std::make_shared<const dnnl::matmul>(
-      dnnl::matmul::primitive_desc(desc, cpu::dnnl_engine()));
-  g_linear_cache.emplace(key, prim);
-  return prim;
+  auto e = std::make_shared<LinearEntry>();
+  e->src = dnnl::memory::desc({rows, in}, dt::f32, tag::ab);
+  e->weights = dnnl::memory::desc({in, out}, dt::f32, tag::ba);
+  e->bias = dnnl::memory::desc({1, out}, dt::f32, tag::ab);
+  e->dst = dnnl::memory::desc({rows, out}, dt::f32, tag::ab);
+  const auto desc = bias ? dnnl::matmul::desc(e->src, e->weights, e->bias, e->dst)
+                         : dnnl::matmul::desc(e->src, e->weights, e->dst);
+  e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, cpu::dnnl_engine()));
+  g_linear_cache.emplace(key, e);
+  return e;
 }
 }  // namespace
 
@@ -82,20 +89,16 @@ Tensor CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* b
       for (int64_t j = 0; j < out_f; ++j) o[r * out_f + j] = bias ? (*bias)[j] : 0.f;
     return out;
   }
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
-  const auto prim = linear_primitive(rows, in, out_f, bias != nullptr);
+  const auto e = linear_entry(rows, in, out_f, bias != nullptr);
   dnnl::engine& eng = cpu::dnnl_engine();
   std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, dnnl::memory({{rows, in}, dt::f32, tag::ab}, eng, const_cast<float*>(x.data()))},
-      {DNNL_ARG_WEIGHTS,
-       dnnl::memory({{in, out_f}, dt::f32, tag::ba}, eng, const_cast<float*>(weight.data()))},
-      {DNNL_ARG_DST, dnnl::memory({{rows, out_f}, dt::f32, tag::ab}, eng, out.data())}};
+      {DNNL_ARG_SRC, dnnl::memory(e->src, eng, const_cast<float*>(x.data()))},
+      {DNNL_ARG_WEIGHTS, dnnl::memory(e->weights, eng, const_cast<float*>(weight.data()))},
+      {DNNL_ARG_DST, dnnl::memory(e->dst, eng, out.data())}};
   if (bias)
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out_f}, dt::f32, tag::ab}, eng,
-                                             const_cast<float*>(bias->data())));
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory(e->bias, eng, const_cast<float*>(bias->data())));
   dnnl::stream s(eng);
-  prim->execute(s, args);
+  e->prim.execute(s, args);
   s.wait();
   return out;
 }
