@@ -183,10 +183,13 @@ dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
 }
 
 // The channel block of oneDNN's nChw8c / nChw16c layouts when `d` is one of
-// them for an [n, c, h, w] tensor; 0 for any other layout.
+// them for an [n, c, h, w] tensor; c for the channels-last layout (nhwc, which
+// is nChw<c>c: one block of all channels; oneDNN's AVX-512 convolutions pick
+// it); 0 for any other layout.
 int64_t channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t h, int64_t w) {
   if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw8c)) return 8;
   if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw16c)) return 16;
+  if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nhwc)) return c;
   return 0;
 }
 
@@ -200,29 +203,30 @@ int64_t whole_channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, i
 
 // out[i, ch, p] = residual[i, ch, p] + src(i, ch, p) over [n, c, hw], where src
 // is channel-blocked by kBlock (nChw<kBlock>c over exactly hw positions,
-// channels padded to the block) or, for kBlock 1, plain with planes
-// `plane_stride` apart like out and residual (then src may be out itself).
-// Positions go in tiles so a tile of the blocked source stays in L1 while its
-// channels are written.
+// channels padded to the block; kBlock 0: by `any_block`, channels last when
+// that is c) or, for kBlock 1, plain with planes `plane_stride` apart like out
+// and residual (then src may be out itself). Positions go in tiles so a tile
+// of the blocked source stays in cache while its channels are written.
 template <int64_t kBlock>
 void add_unblocking(const float* src, const float* residual, float* out, int64_t n, int64_t c,
-                    int64_t hw, int64_t plane_stride) {
-  constexpr int64_t kTile = 256;
-  const int64_t blocks = (c + kBlock - 1) / kBlock;
-  const int64_t tiles = (hw + kTile - 1) / kTile;
-  const int64_t src_block_stride = kBlock == 1 ? plane_stride : hw * kBlock;
+                    int64_t hw, int64_t plane_stride, int64_t any_block = 0) {
+  const int64_t block = kBlock > 0 ? kBlock : any_block;
+  const int64_t tile = block <= 16 ? 256 : std::max<int64_t>(16, 16384 / block);
+  const int64_t blocks = (c + block - 1) / block;
+  const int64_t tiles = (hw + tile - 1) / tile;
+  const int64_t src_block_stride = block == 1 ? plane_stride : hw * block;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t nb = 0; nb < n * blocks; ++nb) {
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t image = nb / blocks, c0 = (nb % blocks) * kBlock;
-      const int64_t i0 = t * kTile, i1 = std::min(hw, i0 + kTile);
-      const int64_t count = std::min(kBlock, c - c0);
+      const int64_t image = nb / blocks, c0 = (nb % blocks) * block;
+      const int64_t i0 = t * tile, i1 = std::min(hw, i0 + tile);
+      const int64_t count = std::min(block, c - c0);
       const float* block_src = src + nb * src_block_stride;
       for (int64_t k = 0; k < count; ++k) {
         const int64_t plane = (image * c + c0 + k) * plane_stride;
         const float* r = residual + plane;
         float* d = out + plane;
-        for (int64_t i = i0; i < i1; ++i) d[i] = r[i] + block_src[i * kBlock + k];
+        for (int64_t i = i0; i < i1; ++i) d[i] = r[i] + block_src[i * block + k];
       }
     }
   }
@@ -393,6 +397,8 @@ void run_into_plain(const ConvEntry& e, dnnl::memory src, const Tensor& weight,
     add_unblocking<8>(blocked, band_residual, band_out, g.n, g.o, hw, plane);
   } else if (block == 16) {
     add_unblocking<16>(blocked, band_residual, band_out, g.n, g.o, hw, plane);
+  } else if (block > 1) {  // channels last
+    add_unblocking<0>(blocked, band_residual, band_out, g.n, g.o, hw, plane, block);
   } else {
     add_unblocking<1>(band_out, band_residual, band_out, g.n, g.o, hw, plane);
   }

@@ -169,16 +169,17 @@ void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activat
   check(block >= 1 && c % block == 0 && row >= 0 && rows >= 0 && row + rows <= h,
         "group_norm_act_conv2d", "bad rows or channel block for x " + shape_str(x.shape()));
   // A tile of positions times one channel block is contiguous in the output:
-  // it is normalised, then activated while still in cache.
-  constexpr int64_t kTile = 512;
+  // it is normalised, then activated while still in cache. (Channels last,
+  // block == c, gets fewer positions a tile.)
+  const int64_t tile = block <= 16 ? 512 : std::max<int64_t>(16, 16384 / block);
   const int64_t positions = rows * w;
-  const int64_t blocks = c / block, tiles = (positions + kTile - 1) / kTile;
+  const int64_t blocks = c / block, tiles = (positions + tile - 1) / tile;
   const float* xs = x.data();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t nb = 0; nb < n * blocks; ++nb) {
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t image = nb / blocks, c0 = (nb % blocks) * block;
-      const int64_t i0 = t * kTile, i1 = std::min(positions, i0 + kTile);
+      const int64_t i0 = t * tile, i1 = std::min(positions, i0 + tile);
       float* out = dst + (nb * positions + i0) * block;
       for (int64_t k = 0; k < block; ++k) {
         const size_t at = static_cast<size_t>(image * c + c0 + k);
