@@ -107,6 +107,20 @@ Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tens
   return out;
 }
 
+Tensor CountingBackend::linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) {
+  Tensor out = timed("linear_geglu", [&] { return inner_.linear_geglu(x, weight, bias); });
+  // Both halves of the projection; out holds one of them.
+  count("linear_geglu", 4.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));
+  return out;
+}
+
+Tensor CountingBackend::linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                                   const Tensor& residual) {
+  Tensor out = timed("linear_add", [&] { return inner_.linear_add(x, weight, bias, residual); });
+  count("linear_add", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));
+  return out;
+}
+
 Tensor CountingBackend::matmul(const Tensor& a, const Tensor& b, bool transpose_b) {
   Tensor out = timed("matmul", [&] { return inner_.matmul(a, b, transpose_b); });
   count("matmul", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(a.size(2)));

@@ -1,10 +1,11 @@
 #pragma once
 // A Backend decorator for the benchmark: forwards every op to the real backend
 // and counts the floating-point work of the matrix products as they are run,
-// FLOPs = 2 x multiply-adds of conv2d (conv2d_add too), linear, matmul, attention (q k^T and
-// p v) and correlation_volume. Everything else (norms, elementwise, resampling)
-// is forwarded uncounted, RAFT's on-the-fly correlation lookup included, so large
-// frames whose volume is not materialised count less.
+// FLOPs = 2 x multiply-adds of conv2d (conv2d_add too), linear (linear_geglu and
+// linear_add too), matmul, attention (q k^T and p v) and correlation_volume.
+// Everything else (norms, elementwise, resampling) is forwarded uncounted,
+// RAFT's on-the-fly correlation lookup included, so large frames whose volume
+// is not materialised count less.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -46,6 +47,9 @@ class CountingBackend final : public Backend {
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Tensor& residual) override;
   Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) override;
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                    bool causal) override;

@@ -28,8 +28,9 @@ t0=$(date +%s)
 # golden modules and sequences with 16-bit-rounded operands) run whole models, and the Cli*
 # and BenchProgram tests run whole programs end to end (the plain ctest stage
 # runs them all); the slow label (and its placeholder when sdvsr_slow_tests is
-# not built) is the full-size model.
+# not built) is the full-size model; CpuBackendCappedAtAvx2 runs the CPU tests
+# again, golden models included, under oneDNN's AVX2 kernels.
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2 --timeout 600 \
-  -E 'Golden|E2E|FullModel|ReducedPrecisionBudget|_NOT_BUILT|^Cli[A-Z]|BenchProgram' -LE slow
+  -E 'Golden|E2E|FullModel|ReducedPrecisionBudget|_NOT_BUILT|^Cli[A-Z]|BenchProgram|CappedAtAvx2' -LE slow
 echo "sanitizer tests: $(( $(date +%s) - t0 ))s"
 echo "sanitizer stage: $(( $(date +%s) - start ))s"

@@ -1,11 +1,13 @@
 // The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack,
-// group_norm_act_conv2d, geglu) give exactly the bits of the compositions they
+// group_norm_act_conv2d, geglu, linear_geglu, linear_add) give exactly the bits of the compositions they
 // replace (Backend's defaults), on awkward shapes and with 1 and 2 threads;
 // and whole models built on them give the same bits as the same models run
 // through the separate ops (cpu_norm_conv_test.cpp has group_norm_act_conv2d's
 // own cases).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -177,6 +179,107 @@ TEST(CpuFusedOps, GegluEqualsHiddenTimesGeluOfGate) {
   EXPECT_THROW(cpu().Backend::geglu(random_tensor({2, 5}, 9)), std::runtime_error);
 }
 
+// ---------------------------------------------------------------- linear_geglu, linear_add
+struct LinearCase {
+  Shape x;  // [..., in]
+  int64_t out;
+  bool bias;
+};
+
+const LinearCase kLinearCases[] = {
+    {{2, 7, 13}, 2 * 5, true},      // odd sizes
+    {{5, 8}, 2 * 3, false},         // [rows, in], no bias
+    {{1, 300, 64}, 2 * 256, true},  // several row blocks
+    {{1, 900, 512}, 2 * 2048, true},  // a U-Net feed-forward's width (inner 2048)
+    {{1, 1, 1}, 2, true},           // one value
+    {{3, 4, 0}, 2 * 4, true},       // an empty product: the bias alone
+};
+
+// The largest |a - b| over |b|'s largest value plus 1.
+double relative_gap(const Tensor& a, const Tensor& b) {
+  double gap = 0, scale = 1;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    gap = std::max(gap, std::fabs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, 1.0 + std::fabs(b[i]));
+  }
+  return gap / scale;
+}
+
+TEST(CpuFusedOps, LinearGegluEqualsItsHalvesThenGeluAndMul) {
+  uint32_t seed = 300;
+  const long long fused_before = linears_with_post_ops();
+  for (const LinearCase& c : kLinearCases) {
+    const int64_t in = c.x.back(), inner = c.out / 2;
+    const Tensor x = random_tensor(c.x, seed++, -2.f, 2.f);
+    const Tensor w = random_tensor({c.out, in}, seed++, -0.3f, 0.3f);
+    const Tensor b = random_tensor({c.out}, seed++, -1.f, 1.f);
+    const Tensor* bias = c.bias ? &b : nullptr;
+    const Tensor bh = b.rows(0, inner), bg = b.rows(inner, c.out);
+    SCOPED_TRACE(shape_str(c.x) + " out " + std::to_string(c.out));
+    with_one_and_two_threads([&] {
+      const Tensor fused = cpu().linear_geglu(x, w, bias);
+      const Tensor hidden = cpu().linear(x, w.rows(0, inner), c.bias ? &bh : nullptr);
+      const Tensor gate = cpu().linear(x, w.rows(inner, c.out), c.bias ? &bg : nullptr);
+      EXPECT_TRUE(SameBits(fused, cpu().mul(hidden, cpu().activation(gate, Activation::kGELU))));
+      EXPECT_TRUE(SameBits(fused, cpu().Backend::linear_geglu(x, w, bias)));
+      // One 2 * inner product instead of two: the same up to the GEMM's rounding.
+      EXPECT_LT(relative_gap(fused, cpu().geglu(cpu().linear(x, w, bias))), 1e-5);
+    });
+  }
+  // Every case with a non-empty product ran the post-op form, twice.
+  EXPECT_EQ(linears_with_post_ops() - fused_before, 2 * 5);
+  const Tensor x = random_tensor({2, 4}, 9);
+  EXPECT_THROW(cpu().linear_geglu(x, random_tensor({5, 4}, 9), nullptr), std::runtime_error);
+  EXPECT_THROW(cpu().linear_geglu(x, random_tensor({6, 3}, 9), nullptr), std::runtime_error);
+  const Tensor b = random_tensor({4}, 9);
+  EXPECT_THROW(cpu().linear_geglu(x, random_tensor({6, 4}, 9), &b), std::runtime_error);
+  EXPECT_THROW(cpu().Backend::linear_geglu(x, random_tensor({5, 4}, 9), nullptr),
+               std::runtime_error);
+  EXPECT_THROW(cpu().Backend::linear_geglu(x, random_tensor({6, 4}, 9), &b), std::runtime_error);
+}
+
+TEST(CpuFusedOps, LinearAddEqualsResidualPlusLinear) {
+  uint32_t seed = 400;
+  const long long fused_before = linears_with_post_ops();
+  for (const LinearCase& c : kLinearCases) {
+    const int64_t in = c.x.back();
+    Shape out_shape = c.x;
+    out_shape.back() = c.out;
+    const Tensor x = random_tensor(c.x, seed++, -2.f, 2.f);
+    const Tensor w = random_tensor({c.out, in}, seed++, -0.3f, 0.3f);
+    const Tensor b = random_tensor({c.out}, seed++, -1.f, 1.f);
+    const Tensor residual = random_tensor(out_shape, seed++, -3.f, 3.f);
+    const Tensor* bias = c.bias ? &b : nullptr;
+    SCOPED_TRACE(shape_str(c.x) + " out " + std::to_string(c.out));
+    with_one_and_two_threads([&] {
+      const Tensor fused = cpu().linear_add(x, w, bias, residual);
+      EXPECT_TRUE(SameBits(fused, cpu().add(residual, cpu().linear(x, w, bias))));
+      EXPECT_TRUE(SameBits(fused, cpu().Backend::linear_add(x, w, bias, residual)));
+    });
+  }
+  EXPECT_EQ(linears_with_post_ops() - fused_before, 2 * 5);
+  const Tensor x = random_tensor({2, 4}, 9);
+  EXPECT_THROW(cpu().linear_add(x, random_tensor({3, 4}, 9), nullptr, random_tensor({2, 4}, 9)),
+               std::runtime_error);
+}
+
+TEST(CpuFusedOps, LinearPostOpsSwitchedOffComposeTheSameBits) {
+  const Tensor x = random_tensor({1, 37, 24}, 500, -2.f, 2.f);
+  const Tensor w = random_tensor({2 * 40, 24}, 501, -0.3f, 0.3f);
+  const Tensor b = random_tensor({2 * 40}, 502);
+  const Tensor wo = random_tensor({24, 40}, 503, -0.3f, 0.3f);
+  const Tensor on_geglu = cpu().linear_geglu(x, w, &b);
+  const Tensor on_add = cpu().linear_add(on_geglu, wo, nullptr, x);
+  const bool saved = set_linear_post_ops(false);
+  const long long before = linears_with_post_ops();
+  const Tensor off_geglu = cpu().linear_geglu(x, w, &b);
+  const Tensor off_add = cpu().linear_add(off_geglu, wo, nullptr, x);
+  EXPECT_EQ(linears_with_post_ops(), before) << "post-ops ran while switched off";
+  set_linear_post_ops(saved);
+  EXPECT_TRUE(SameBits(on_geglu, off_geglu));
+  EXPECT_TRUE(SameBits(on_add, off_add));
+}
+
 // ---------------------------------------------------------------- whole models
 // The CPU backend with every fused op left to Backend's default composition.
 using UnfusedCpu = test::CpuForwardingBackend;
@@ -185,6 +288,7 @@ using UnfusedCpu = test::CpuForwardingBackend;
 // same bits fused and unfused.
 TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
   const long long direct_before = normed_convs_direct();
+  const long long linears_before = linears_with_post_ops();
   UnfusedCpu unfused;
   auto fused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), cpu());
   auto unfused_model = UNet2DConditionModel::load(test::golden_path("tiny/unet"), unfused);
@@ -199,6 +303,8 @@ TEST(CpuFusedOps, GoldenUNetSameBitsFusedAndUnfused) {
   }
   // The ResNets' norms wrote their convolutions' input layout themselves.
   EXPECT_GT(normed_convs_direct(), direct_before) << "no norm wrote a convolution's layout";
+  // The transformers' projections took their GEGLU and skip connections as post-ops.
+  EXPECT_GT(linears_with_post_ops(), linears_before) << "no linear ran with post-ops";
 }
 
 // The golden tiny ControlNet: conv_in and the conditioning embedding's sum in

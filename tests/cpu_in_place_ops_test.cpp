@@ -76,3 +76,32 @@ TEST(CpuInPlaceOps, AddAndScaleEqualTheOrdinaryOps) {
 
 }  // namespace
 }  // namespace sdvsr
+
+namespace sdvsr {
+namespace {
+
+// Tensor::rows: a view of indices [begin, end) of dimension 0 in the same
+// storage, frozen when its tensor is, and never written by an in-place op
+// while that tensor still holds the storage.
+TEST(TensorRows, IsAViewOfDimensionZeroInTheSameStorage) {
+  const Tensor source = random_tensor({6, 4, 3}, 11);
+  const Tensor middle = source.rows(2, 5);
+  EXPECT_EQ(middle.shape(), (Shape{3, 4, 3}));
+  EXPECT_EQ(middle.storage_ptr(), static_cast<const void*>(source.data() + 2 * 12));
+  for (int64_t i = 0; i < middle.numel(); ++i) EXPECT_EQ(middle[i], source[2 * 12 + i]) << i;
+  EXPECT_EQ(source.rows(6, 6).numel(), 0);
+  EXPECT_FALSE(middle.is_borrowed());
+  EXPECT_TRUE(source.frozen().rows(0, 1).is_borrowed());
+  EXPECT_THROW(source.rows(4, 7), std::invalid_argument);
+  EXPECT_THROW(source.rows(3, 2), std::invalid_argument);
+  EXPECT_THROW(source.rows(-1, 2), std::invalid_argument);
+  EXPECT_THROW(Tensor().rows(0, 0), std::invalid_argument);
+
+  const Tensor before = source.clone();
+  const Tensor scaled = cpu().scale_in_place(source.rows(1, 3), 2.f);
+  EXPECT_TRUE(SameBits(source, before)) << "an in-place op wrote into a shared view";
+  EXPECT_TRUE(SameBits(scaled, cpu().scale(before.rows(1, 3), 2.f)));
+}
+
+}  // namespace
+}  // namespace sdvsr

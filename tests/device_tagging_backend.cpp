@@ -60,6 +60,16 @@ Tensor DeviceTaggingBackend::linear(const Tensor& x, const Tensor& weight, const
   Tensor b;
   return out(inner_.linear(in(x), in(weight), in(bias, b)));
 }
+Tensor DeviceTaggingBackend::linear_geglu(const Tensor& x, const Tensor& weight,
+                                          const Tensor* bias) {
+  Tensor b;
+  return out(inner_.linear_geglu(in(x), in(weight), in(bias, b)));
+}
+Tensor DeviceTaggingBackend::linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                                        const Tensor& residual) {
+  Tensor b;
+  return out(inner_.linear_add(in(x), in(weight), in(bias, b), in(residual)));
+}
 Tensor DeviceTaggingBackend::matmul(const Tensor& a, const Tensor& b, bool transpose_b) {
   return out(inner_.matmul(in(a), in(b), transpose_b));
 }

@@ -33,6 +33,9 @@ class DeviceTaggingBackend final : public Backend {
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Tensor& residual) override;
   Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) override;
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                    bool causal) override;

@@ -35,15 +35,18 @@ std::pair<Tensor, Tensor> Attention::context_kv(const Tensor& context) const {
   return {c.k, c.v};
 }
 
-Tensor Attention::forward(const Tensor& x, const Tensor& context) const {
+Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor* residual) const {
   Tensor q = to_q_(x);
+  Tensor mixed;
   if (context.storage_ptr() == x.storage_ptr()) {  // self-attention: keys and values change every call
     Tensor k = to_k_(x);
     Tensor v = to_v_(x);
-    return to_out_(be_->attention(q, k, v, heads_, scale_, false));
+    mixed = be_->attention(q, k, v, heads_, scale_, false);
+  } else {
+    auto [k, v] = context_kv(context);
+    mixed = be_->attention(q, k, v, heads_, scale_, false);
   }
-  auto [k, v] = context_kv(context);
-  return to_out_(be_->attention(q, k, v, heads_, scale_, false));
+  return residual ? to_out_.forward_add(mixed, *residual) : to_out_(mixed);
 }
 
 FeedForwardGEGLU::FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t dim,
@@ -53,7 +56,7 @@ FeedForwardGEGLU::FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t di
   out_ = Linear(w.sub("net").sub(2), be, inner_dim, dim);
 }
 
-Tensor FeedForwardGEGLU::forward(const Tensor& x) const {
+Tensor FeedForwardGEGLU::forward(const Tensor& x, const Tensor* residual) const {
   // Token by token, so a long sequence goes through in row chunks: the GEGLU
   // intermediate (8x the width) then never exists for the whole frame. At LR
   // 360x640 (1440p output) the U-Net's first level has 230,400 tokens and the
@@ -62,21 +65,23 @@ Tensor FeedForwardGEGLU::forward(const Tensor& x) const {
   const int64_t rows = dim > 0 ? x.numel() / dim : 0;
   const int64_t chunk_rows =
       std::max<int64_t>(1, chunk_bytes_ / (2 * inner_ * int64_t{sizeof(float)}));
-  if (rows <= chunk_rows) return forward_rows(x);
+  if (rows <= chunk_rows) return forward_rows(x, residual);
   const Tensor flat = x.reshape({1, rows, dim});
   std::vector<Tensor> parts;
   for (int64_t r = 0; r < rows; r += chunk_rows)
-    parts.push_back(forward_rows(be_->slice(flat, 1, r, std::min(rows, r + chunk_rows))));
+    parts.push_back(forward_rows(be_->slice(flat, 1, r, std::min(rows, r + chunk_rows)), nullptr));
   Tensor out = be_->concat(parts, 1);
   Shape shape = x.shape();
   shape.back() = out.size(-1);
-  return out.reshape(shape);
+  out = out.reshape(shape);
+  return residual ? be_->add(*residual, out) : out;
 }
 
-Tensor FeedForwardGEGLU::forward_rows(const Tensor& x) const {
+Tensor FeedForwardGEGLU::forward_rows(const Tensor& x, const Tensor* residual) const {
   // proj gives [..., 2 * inner]: first half hidden, second half gate;
-  // geglu = hidden * gelu(gate) in one pass.
-  return out_(be_->geglu(proj_(x)));
+  // hidden * gelu(gate) comes out of the projection itself.
+  Tensor hidden = proj_.forward_geglu(x);
+  return residual ? out_.forward_add(hidden, *residual) : out_(hidden);
 }
 
 }  // namespace sdvsr::nn

@@ -14,8 +14,9 @@ class Attention {
   // context the keys/values are computed from (= query_dim for self-attention).
   Attention(const WeightScope& w, Backend& be, int64_t query_dim, int64_t kv_dim, int heads,
             int64_t head_dim);
-  // x [B, Lq, query_dim], context [B, Lk, kv_dim] (or x itself).
-  Tensor forward(const Tensor& x, const Tensor& context) const;
+  // x [B, Lq, query_dim], context [B, Lk, kv_dim] (or x itself); plus
+  // `residual` [B, Lq, query_dim] when given (the block's skip connection).
+  Tensor forward(const Tensor& x, const Tensor& context, const Tensor* residual = nullptr) const;
 
  private:
   // Keys and values of the last cross-attention context. The context is the
@@ -43,15 +44,15 @@ class Attention {
 class FeedForwardGEGLU {
  public:
   FeedForwardGEGLU(const WeightScope& w, Backend& be, int64_t dim, int64_t inner_dim);
-  // x [..., dim] -> [..., dim]; more than kFeedForwardChunkBytes of projection
-  // output goes through in row chunks.
-  Tensor forward(const Tensor& x) const;
+  // x [..., dim] -> [..., dim], plus `residual` (x's shape) when given; more
+  // than kFeedForwardChunkBytes of projection output goes through in row chunks.
+  Tensor forward(const Tensor& x, const Tensor* residual = nullptr) const;
   static constexpr int64_t kFeedForwardChunkBytes = int64_t{256} << 20;
   // Another chunk bound (tests: chunks of a few rows).
   void set_chunk_bytes(int64_t bytes) { chunk_bytes_ = bytes; }
 
  private:
-  Tensor forward_rows(const Tensor& x) const;
+  Tensor forward_rows(const Tensor& x, const Tensor* residual) const;
   int64_t chunk_bytes_ = kFeedForwardChunkBytes;
 
   Backend* be_;

@@ -45,6 +45,14 @@ Tensor Linear::operator()(const Tensor& x) const {
   return be_->linear(x, weight_, has_bias_ ? &bias_ : nullptr);
 }
 
+Tensor Linear::forward_geglu(const Tensor& x) const {
+  return be_->linear_geglu(x, weight_, has_bias_ ? &bias_ : nullptr);
+}
+
+Tensor Linear::forward_add(const Tensor& x, const Tensor& residual) const {
+  return be_->linear_add(x, weight_, has_bias_ ? &bias_ : nullptr, residual);
+}
+
 GroupNorm::GroupNorm(const WeightScope& w, Backend& be, int64_t groups, int64_t channels, float eps)
     : be_(&be), groups_(static_cast<int>(groups)), eps_(eps) {
   if (groups <= 0 || channels % groups != 0)

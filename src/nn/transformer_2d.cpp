@@ -22,10 +22,11 @@ BasicTransformerBlock::BasicTransformerBlock(const WeightScope& w, Backend& be, 
       ff_(w.sub("ff"), be, dim, 4 * dim) {}
 
 Tensor BasicTransformerBlock::forward(const Tensor& x, const Tensor& context) const {
+  // Each sub-layer's output projection adds its skip connection itself.
   Tensor n = norm1_(x);
-  Tensor h = be_->add(attn1_.forward(n, only_cross_ ? context : n), x);
-  h = be_->add(attn2_.forward(norm2_(h), context), h);
-  return be_->add(ff_.forward(norm3_(h)), h);
+  Tensor h = attn1_.forward(n, only_cross_ ? context : n, &x);
+  h = attn2_.forward(norm2_(h), context, &h);
+  return ff_.forward(norm3_(h), &h);
 }
 
 Transformer2D::Transformer2D(const WeightScope& w, Backend& be, int64_t in_channels,

@@ -222,6 +222,37 @@ class Backend {
                activation(slice(x, last, inner, 2 * inner), Activation::kGELU));
   }
 
+  // The feed-forward's projection and GEGLU, weight [2 * inner, in] (rows
+  // [0, inner) the hidden half, the rest the gate half), bias [2 * inner] or
+  // nullptr -> [..., inner]: each half as its own product,
+  // mul(linear(x, hidden rows), activation(linear(x, gate rows), kGELU)).
+  // (geglu(linear(x, weight, bias)) up to the GEMM's rounding: oneDNN's AVX2
+  // GEMM rounds an N-column product differently from the same columns of a
+  // 2N-column one.)
+  virtual Tensor linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) {
+    if (weight.dim() != 2 || weight.size(0) % 2 != 0)
+      throw std::runtime_error("linear_geglu: weight " + shape_str(weight.shape()) +
+                               " needs an even output count (hidden | gate)");
+    const int64_t inner = weight.size(0) / 2;
+    Tensor hidden_bias, gate_bias;
+    if (bias) {
+      if (bias->dim() != 1 || bias->size(0) != 2 * inner)
+        throw std::runtime_error("linear_geglu: bias " + shape_str(bias->shape()) +
+                                 " does not match weight " + shape_str(weight.shape()));
+      hidden_bias = bias->rows(0, inner);
+      gate_bias = bias->rows(inner, 2 * inner);
+    }
+    Tensor hidden = linear(x, weight.rows(0, inner), bias ? &hidden_bias : nullptr);
+    Tensor gate = linear(x, weight.rows(inner, 2 * inner), bias ? &gate_bias : nullptr);
+    return mul(hidden, activation_in_place(std::move(gate), Activation::kGELU));
+  }
+  // add(residual, linear(x, weight, bias)): a projection into a skip connection
+  // (attention's to_out, the feed-forward's output).
+  virtual Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                            const Tensor& residual) {
+    return add(residual, linear(x, weight, bias));
+  }
+
   // ---- in-place forms: the caller gives its first tensor up (pass a temporary
   // or std::move). When nothing else refers to that storage a backend may
   // write the result there instead of allocating another tensor of the same

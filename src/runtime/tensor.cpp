@@ -123,6 +123,18 @@ Tensor Tensor::reshape(Shape shape) const {
   return t;
 }
 
+Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  if (shape_.empty() || begin < 0 || begin > end || end > shape_[0])
+    throw std::invalid_argument("rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                ") of " + shape_str(shape_));
+  const int64_t row = shape_[0] > 0 ? numel_ / shape_[0] : 0;
+  Tensor t = *this;
+  t.shape_[0] = end - begin;
+  t.numel_ = row * (end - begin);
+  t.data_ = data_ ? data_ + begin * row : nullptr;
+  return t;
+}
+
 Tensor Tensor::clone() const {
   const float* src = data();  // host only
   Tensor t = uninitialized(shape_);

@@ -62,6 +62,9 @@ class Tensor {
 
   // Same storage, new shape (numel must match).
   Tensor reshape(Shape shape) const;
+  // Indices [begin, end) of dimension 0: the same storage at an offset (no
+  // copy, on any device), writable or frozen as this tensor is.
+  Tensor rows(int64_t begin, int64_t end) const;
   Tensor clone() const;  // host tensors only
   std::vector<float> to_vector() const;  // host tensors only
   bool is_borrowed() const { return borrowed_; }

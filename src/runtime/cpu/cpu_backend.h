@@ -71,6 +71,9 @@ class CpuBackend final : public Backend {
   Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                     const Conv2dParams& p, const Tensor& residual) override;
   Tensor geglu(const Tensor& x) override;
+  Tensor linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Tensor& residual) override;
   Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                       const Tensor* residual) override;
   Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
@@ -95,7 +98,7 @@ GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gam
                                   const Tensor* beta, float eps);
 // act(group_norm(x)) for rows [row, row + rows) of x [N, C, H, W], written to
 // dst as an [N, C, rows, W] tensor in oneDNN's nChw<block>c layout (block 1:
-// plain NCHW); C must be a multiple of block.
+// plain NCHW; block C: channels last, NHWC); C must be a multiple of block.
 void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activation act,
                          int64_t row, int64_t rows, int64_t block, float* dst);
 }  // namespace cpu
@@ -128,5 +131,16 @@ bool set_normed_convs_direct(bool on);
 // group_norm_act_conv2d calls whose norm wrote the convolution's own input
 // layout (no plain normalised tensor), for tests.
 long long normed_convs_direct();
+
+// Whether linear_geglu / linear_add run their GELU, product or sum as oneDNN
+// post-ops of the matrix product (default on; off: the separate ops). Results
+// are the same either way. Returns the previous setting.
+bool set_linear_post_ops(bool on);
+// linear_geglu / linear_add calls that ran their GELU, product or sum as
+// post-ops of the matrix product (not as the separate ops), for tests.
+long long linears_with_post_ops();
+// The oneDNN kernel linear() runs for x [rows, in] -> [rows, out] (its
+// implementation name, e.g. "gemm:jit" or "brg:avx512_core"), for tests.
+std::string linear_kernel(int64_t rows, int64_t in, int64_t out, bool bias);
 
 }  // namespace sdvsr

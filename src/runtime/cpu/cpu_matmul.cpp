@@ -4,11 +4,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -38,24 +40,39 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 
 namespace {
 // x [rows, in] times weight [out, in] transposed, plus bias: oneDNN's matmul
-// primitive, cached per shape. It runs the same GEMM kernel as dnnl_sgemm and
-// adds the bias to each finished sum, so the bits are those of sgemm followed
-// by a separate bias pass (tested), without that second pass over the output.
-using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool>;  // rows, in, out, bias
+// primitive, cached per shape. Where it runs the same GEMM kernel as
+// dnnl_sgemm (AVX2 machines) it adds the bias to each finished sum, so the
+// bits are those of sgemm followed by a separate bias pass (tested), without
+// that second pass over the output; on AVX-512 oneDNN may pick its brgemm
+// kernel, which sums in another order (within float rounding of sgemm).
+// What follows the bias in the same pass (post-ops, applied to each finished
+// value while it is in cache, in the order the separate ops would apply them):
+enum class LinearPost {
+  kNone,
+  kGeluMul,  // gelu(y) * other, other [rows, out]: the gate half of a GEGLU
+  kAdd,      // y + other, other [rows, out]: a skip connection
+};
+using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool, int>;  // rows, in, out, bias, post
 
 struct LinearEntry {
   dnnl::memory::desc src, weights, bias, dst;  // weights [in, out] over the [out, in] storage
   dnnl::matmul prim;
+  std::string kernel;  // oneDNN's implementation name
 };
 
+std::atomic<bool> g_linear_post_ops_on{true};
+std::atomic<long long> g_linears_with_post_ops{0};
+
 std::mutex g_linear_mutex;
+// A null entry: oneDNN offers only its reference kernel for these post-ops
+// (far slower than a GEMM and a separate pass), so the caller composes.
 std::map<LinearKey, std::shared_ptr<const LinearEntry>> g_linear_cache;
 
-std::shared_ptr<const LinearEntry> linear_entry(int64_t rows, int64_t in, int64_t out,
-                                                bool bias) {
+std::shared_ptr<const LinearEntry> linear_entry(int64_t rows, int64_t in, int64_t out, bool bias,
+                                                LinearPost post = LinearPost::kNone) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
-  const LinearKey key{rows, in, out, bias};
+  const LinearKey key{rows, in, out, bias, static_cast<int>(post)};
   std::lock_guard<std::mutex> lock(g_linear_mutex);
   auto it = g_linear_cache.find(key);
   if (it != g_linear_cache.end()) return it->second;
@@ -64,43 +81,142 @@ std::shared_ptr<const LinearEntry> linear_entry(int64_t rows, int64_t in, int64_
   e->weights = dnnl::memory::desc({in, out}, dt::f32, tag::ba);
   e->bias = dnnl::memory::desc({1, out}, dt::f32, tag::ab);
   e->dst = dnnl::memory::desc({rows, out}, dt::f32, tag::ab);
+  dnnl::post_ops ops;
+  if (post == LinearPost::kGeluMul) {
+    dnnl::algorithm alg;
+    float alpha;
+    cpu::eltwise_for(Activation::kGELU, alg, alpha);  // the algorithm activation() runs
+    ops.append_eltwise(1.f, alg, alpha, 0.f);
+    ops.append_binary(dnnl::algorithm::binary_mul, e->dst);
+  } else if (post == LinearPost::kAdd) {
+    ops.append_binary(dnnl::algorithm::binary_add, e->dst);
+  }
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
   const auto desc = bias ? dnnl::matmul::desc(e->src, e->weights, e->bias, e->dst)
                          : dnnl::matmul::desc(e->src, e->weights, e->dst);
-  e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, cpu::dnnl_engine()));
+  const dnnl::matmul::primitive_desc pd(desc, attr, cpu::dnnl_engine());
+  if (post != LinearPost::kNone && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+    g_linear_cache.emplace(key, nullptr);
+    return nullptr;
+  }
+  e->prim = dnnl::matmul(pd);
+  e->kernel = pd.impl_info_str();
   g_linear_cache.emplace(key, e);
   return e;
+}
+
+// out [rows, n] = x [rows, in] times the n weight rows starting at `weight`
+// (row stride in), plus `bias` (n values, may be null), then `post` with
+// `other` [rows, n].
+void run_linear(const LinearEntry& e, const float* x, const float* weight, const float* bias,
+                float* out, LinearPost post, const float* other) {
+  dnnl::engine& eng = cpu::dnnl_engine();
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, dnnl::memory(e.src, eng, const_cast<float*>(x))},
+      {DNNL_ARG_WEIGHTS, dnnl::memory(e.weights, eng, const_cast<float*>(weight))},
+      {DNNL_ARG_DST, dnnl::memory(e.dst, eng, out)}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(e.bias, eng, const_cast<float*>(bias)));
+  if (post != LinearPost::kNone) {
+    const int binary_index = post == LinearPost::kGeluMul ? 1 : 0;
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index) | DNNL_ARG_SRC_1,
+                 dnnl::memory(e.dst, eng, const_cast<float*>(other)));
+  }
+  dnnl::stream s(eng);
+  e.prim.execute(s, args);
+  s.wait();
+}
+
+// The sizes of linear(x, weight, bias), checked: in, out and the rows of x.
+struct LinearGeometry {
+  int64_t in = 0, out = 0, rows = 0;
+  Shape out_shape;
+};
+
+LinearGeometry linear_geometry(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                               const char* op) {
+  cpu::check(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), op,
+             "x " + shape_str(x.shape()) + " does not fit weight " + shape_str(weight.shape()));
+  LinearGeometry g;
+  g.in = weight.size(1);
+  g.out = weight.size(0);
+  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == g.out), op,
+             "bias does not match weight " + shape_str(weight.shape()));
+  g.out_shape = x.shape();
+  g.out_shape.back() = g.out;
+  g.rows = 1;  // also when in == 0
+  for (size_t d = 0; d + 1 < x.shape().size(); ++d) g.rows *= x.shape()[d];
+  return g;
 }
 }  // namespace
 
 Tensor CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
-  cpu::check(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), "linear",
-             "x " + shape_str(x.shape()) + " does not fit weight " + shape_str(weight.shape()));
-  const int64_t in = weight.size(1), out_f = weight.size(0);
-  cpu::check(!bias || (bias->dim() == 1 && bias->size(0) == out_f), "linear",
-             "bias does not match weight " + shape_str(weight.shape()));
-  Shape out_shape = x.shape();
-  out_shape.back() = out_f;
-  Tensor out = Tensor::uninitialized(out_shape);
-  const int64_t rows = out_f > 0 ? out.numel() / out_f : 0;  // also when in == 0
-  if (rows == 0) return out;
-  if (in == 0) {  // an empty product: the bias alone (oneDNN rejects K = 0)
+  const LinearGeometry g = linear_geometry(x, weight, bias, "linear");
+  Tensor out = Tensor::uninitialized(g.out_shape);
+  if (g.rows == 0 || g.out == 0) return out;
+  if (g.in == 0) {  // an empty product: the bias alone (oneDNN rejects K = 0)
     float* o = out.data();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < out_f; ++j) o[r * out_f + j] = bias ? (*bias)[j] : 0.f;
+    for (int64_t r = 0; r < g.rows; ++r)
+      for (int64_t j = 0; j < g.out; ++j) o[r * g.out + j] = bias ? (*bias)[j] : 0.f;
     return out;
   }
-  const auto e = linear_entry(rows, in, out_f, bias != nullptr);
-  dnnl::engine& eng = cpu::dnnl_engine();
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, dnnl::memory(e->src, eng, const_cast<float*>(x.data()))},
-      {DNNL_ARG_WEIGHTS, dnnl::memory(e->weights, eng, const_cast<float*>(weight.data()))},
-      {DNNL_ARG_DST, dnnl::memory(e->dst, eng, out.data())}};
-  if (bias)
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory(e->bias, eng, const_cast<float*>(bias->data())));
-  dnnl::stream s(eng);
-  e->prim.execute(s, args);
-  s.wait();
+  const auto e = linear_entry(g.rows, g.in, g.out, bias != nullptr);
+  run_linear(*e, x.data(), weight.data(), bias ? bias->data() : nullptr, out.data(),
+             LinearPost::kNone, nullptr);
   return out;
+}
+
+Tensor CpuBackend::linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) {
+  const LinearGeometry g = linear_geometry(x, weight, bias, "linear_geglu");
+  cpu::check(g.out % 2 == 0, "linear_geglu",
+             "weight " + shape_str(weight.shape()) + " needs an even output count (hidden | gate)");
+  const int64_t inner = g.out / 2;
+  const auto gate =
+      g_linear_post_ops_on.load() && g.rows > 0 && g.in > 0 && inner > 0
+          ? linear_entry(g.rows, g.in, inner, bias != nullptr, LinearPost::kGeluMul)
+          : nullptr;
+  if (!gate) return Backend::linear_geglu(x, weight, bias);
+  // The hidden half as linear() computes it, then the gate half's product
+  // with GELU and the multiply by the hidden half as post-ops (gelu(gate) *
+  // hidden is mul's product with its operands swapped): the bits of
+  // Backend::linear_geglu's two products, GELU and mul.
+  Shape half_shape = g.out_shape;
+  half_shape.back() = inner;
+  const auto plain = linear_entry(g.rows, g.in, inner, bias != nullptr);
+  ++g_linears_with_post_ops;
+  Tensor hidden = Tensor::uninitialized(half_shape);
+  run_linear(*plain, x.data(), weight.data(), bias ? bias->data() : nullptr, hidden.data(),
+             LinearPost::kNone, nullptr);
+  Tensor out = Tensor::uninitialized(half_shape);
+  run_linear(*gate, x.data(), weight.data() + inner * g.in, bias ? bias->data() + inner : nullptr,
+             out.data(), LinearPost::kGeluMul, hidden.data());
+  return out;
+}
+
+Tensor CpuBackend::linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                              const Tensor& residual) {
+  const LinearGeometry g = linear_geometry(x, weight, bias, "linear_add");
+  cpu::check(residual.shape() == g.out_shape, "linear_add",
+             "residual " + shape_str(residual.shape()) + " does not match the output " +
+                 shape_str(g.out_shape));
+  const auto e = g_linear_post_ops_on.load() && g.rows > 0 && g.in > 0 && g.out > 0
+                     ? linear_entry(g.rows, g.in, g.out, bias != nullptr, LinearPost::kAdd)
+                     : nullptr;
+  if (!e) return Backend::linear_add(x, weight, bias, residual);
+  // y + residual is add's sum with its operands swapped: the same bits.
+  ++g_linears_with_post_ops;
+  Tensor out = Tensor::uninitialized(g.out_shape);
+  run_linear(*e, x.data(), weight.data(), bias ? bias->data() : nullptr, out.data(),
+             LinearPost::kAdd, residual.data());
+  return out;
+}
+
+bool set_linear_post_ops(bool on) { return g_linear_post_ops_on.exchange(on); }
+
+long long linears_with_post_ops() { return g_linears_with_post_ops.load(); }
+
+std::string linear_kernel(int64_t rows, int64_t in, int64_t out, bool bias) {
+  return linear_entry(rows, in, out, bias)->kernel;
 }
 
 Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool transpose_b) {
