@@ -40,7 +40,8 @@ class Linear {
   Linear() = default;
   Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias = true);
   Tensor operator()(const Tensor& x) const;
-  // geglu(this(x)) in one op (Backend::linear_geglu): out = 2 * inner.
+  // hidden * gelu(gate) of this layer's two output halves, out = 2 * inner
+  // (Backend::linear_geglu).
   Tensor forward_geglu(const Tensor& x) const;
   // residual + this(x) in one op (Backend::linear_add).
   Tensor forward_add(const Tensor& x, const Tensor& residual) const;
