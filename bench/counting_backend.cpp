@@ -110,7 +110,8 @@ Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tens
 Tensor CountingBackend::linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor out = timed("linear_geglu", [&] { return inner_.linear_geglu(x, weight, bias); });
   // Both halves of the projection; out holds one of them.
-  count("linear_geglu", 4.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));
+  count("linear_geglu",
+        4.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));
   return out;
 }
 

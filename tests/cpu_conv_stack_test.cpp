@@ -99,7 +99,8 @@ bool twelve_channels_are_padded() {
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
       dnnl::memory::desc({1, 16, 17, 21}, dt::f32, tag::any),
       dnnl::memory::desc({12, 16, 3, 3}, dt::f32, tag::any),
-      dnnl::memory::desc({12}, dt::f32, tag::x), dnnl::memory::desc({1, 12, 17, 21}, dt::f32, tag::any),
+      dnnl::memory::desc({12}, dt::f32, tag::x),
+      dnnl::memory::desc({1, 12, 17, 21}, dt::f32, tag::any),
       {1, 1}, {0, 0}, {1, 1}, {1, 1});
   const dnnl::convolution_forward::primitive_desc pd(d, eng);
   return pd.dst_desc().get_size() > size_t{12 * 17 * 21} * sizeof(float);

@@ -1,6 +1,7 @@
 // The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack,
-// group_norm_act_conv2d, geglu, linear_geglu, linear_add) give exactly the bits of the compositions they
-// replace (Backend's defaults), on awkward shapes and with 1 and 2 threads;
+// group_norm_act_conv2d, geglu, linear_geglu, linear_add) give exactly the
+// bits of the compositions they replace (Backend's defaults), on awkward
+// shapes and with 1 and 2 threads;
 // and whole models built on them give the same bits as the same models run
 // through the separate ops (cpu_norm_conv_test.cpp has group_norm_act_conv2d's
 // own cases).
