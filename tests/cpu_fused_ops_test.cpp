@@ -123,6 +123,8 @@ TEST(CpuFusedOps, Conv2dAddEqualsResidualPlusConv2d) {
       {2, 16, 12, 12, 40, 3, params(1, 2, 1, 2), true},  // dilation
       {1, 64, 32, 32, 64, 3, params(1, 1), true},   // a U-Net-like block
       {1, 4, 5, 6, 3, 3, params(1, 1), true},       // fewer outputs than a block
+      {2, 24, 7, 9, 1, 3, params(1, 1), true},      // one output channel (channels last is plain)
+      {1, 48, 6, 8, 24, 3, params(1, 1), true},     // channels last: a block of 24
   };
   uint32_t seed = 100;
   for (const ConvCase& c : cases) {

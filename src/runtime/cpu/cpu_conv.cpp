@@ -185,11 +185,12 @@ dnnl::memory reordered_weights(const Tensor& weight, const dnnl::memory& user,
 // The channel block of oneDNN's nChw8c / nChw16c layouts when `d` is one of
 // them for an [n, c, h, w] tensor; c for the channels-last layout (nhwc, which
 // is nChw<c>c: one block of all channels; oneDNN's AVX-512 convolutions pick
-// it); 0 for any other layout.
+// it); 0 for any other layout. (One channel is never reported as a block of 1:
+// callers take block 1 for "plain, already in the output".)
 int64_t channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, int64_t h, int64_t w) {
   if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw8c)) return 8;
   if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nChw16c)) return 16;
-  if (d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nhwc)) return c;
+  if (c > 1 && d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nhwc)) return c;
   return 0;
 }
 
