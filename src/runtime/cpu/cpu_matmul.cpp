@@ -176,20 +176,18 @@ Tensor CpuBackend::linear_geglu(const Tensor& x, const Tensor& weight, const Ten
           ? linear_entry(g.rows, g.in, inner, bias != nullptr, LinearPost::kGeluMul)
           : nullptr;
   if (!gate) return Backend::linear_geglu(x, weight, bias);
-  // The hidden half as linear() computes it, then the gate half's product
-  // with GELU and the multiply by the hidden half as post-ops (gelu(gate) *
-  // hidden is mul's product with its operands swapped): the bits of
-  // Backend::linear_geglu's two products, GELU and mul.
-  Shape half_shape = g.out_shape;
-  half_shape.back() = inner;
-  const auto plain = linear_entry(g.rows, g.in, inner, bias != nullptr);
+  // The hidden half is linear() of the first weight rows, as in
+  // Backend::linear_geglu; the gate half's product then takes GELU and the
+  // multiply by the hidden half as post-ops (gelu(gate) * hidden is mul's
+  // product with its operands swapped): the bits of that composition.
+  const Tensor gate_weight = weight.rows(inner, g.out);
+  const Tensor hidden_bias = bias ? bias->rows(0, inner) : Tensor();
+  const Tensor gate_bias = bias ? bias->rows(inner, g.out) : Tensor();
   ++g_linears_with_post_ops;
-  Tensor hidden = Tensor::uninitialized(half_shape);
-  run_linear(*plain, x.data(), weight.data(), bias ? bias->data() : nullptr, hidden.data(),
-             LinearPost::kNone, nullptr);
-  Tensor out = Tensor::uninitialized(half_shape);
-  run_linear(*gate, x.data(), weight.data() + inner * g.in, bias ? bias->data() + inner : nullptr,
-             out.data(), LinearPost::kGeluMul, hidden.data());
+  const Tensor hidden = linear(x, weight.rows(0, inner), bias ? &hidden_bias : nullptr);
+  Tensor out = Tensor::uninitialized(hidden.shape());
+  run_linear(*gate, x.data(), gate_weight.data(), bias ? gate_bias.data() : nullptr, out.data(),
+             LinearPost::kGeluMul, hidden.data());
   return out;
 }
 
