@@ -45,6 +45,7 @@
 #include "runtime/cpu/cpu_simd.h"
 #include "runtime/cuda/cuda_gemm_rate.h"
 #include "runtime/device_backend.h"
+#include "runtime/host_blocks.h"
 
 namespace sdvsr::bench {
 namespace {
@@ -52,7 +53,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--linear-post-ops on|off] [--conv-band-mb N] [--conv-stack-mb N] [--simd auto|baseline] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--linear-post-ops on|off] [--host-block-cache on|off] [--conv-band-mb N] [--conv-stack-mb N] [--simd auto|baseline] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -71,6 +72,8 @@ constexpr const char* kUsage =
     "  --linear-post-ops (default on; CPU): the feed-forward's GELU and product, and the\n"
     "  attention and feed-forward skip connections, run inside the matrix products\n"
     "  (oneDNN post-ops); off runs them as separate passes.\n"
+    "  --host-block-cache (default on): freed blocks of 1 MiB or more are kept for the next\n"
+    "  allocation of about their size (runtime/host_blocks.h); off leaves them to malloc.\n"
     "  --conv-band-mb (CPU, default 64): input plus output MiB of one band of a large convolution.\n"
     "  --conv-stack-mb (CPU, default 16): MiB of the largest tensor a stack keeps between two\n"
     "  convolutions; a larger stack runs in bands of rows.\n"
@@ -97,6 +100,7 @@ struct Args {
   bool norm_convs = true;
   bool wide_simd = true;
   bool linear_post_ops = true;
+  bool host_block_cache = true;
   int64_t conv_band_mb = 0;  // 0: the backend's default
   int64_t conv_stack_mb = 0;  // 0: the backend's default
   std::vector<std::string> components;  // empty: all
@@ -157,7 +161,7 @@ Args parse_args(int argc, char** argv) {
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
         flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
         flag != "--conv-stacks" && flag != "--norm-convs" && flag != "--linear-post-ops" &&
-        flag != "--conv-band-mb" && flag != "--conv-stack-mb" && flag != "--simd")
+        flag != "--host-block-cache" && flag != "--conv-band-mb" && flag != "--conv-stack-mb" && flag != "--simd")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string value = argv[++i];
@@ -175,6 +179,7 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--simd") a.wide_simd = parse_switch(flag, value, "auto", "baseline");
     if (flag == "--norm-convs") a.norm_convs = parse_switch(flag, value, "on", "off");
     if (flag == "--linear-post-ops") a.linear_post_ops = parse_switch(flag, value, "on", "off");
+    if (flag == "--host-block-cache") a.host_block_cache = parse_switch(flag, value, "on", "off");
     if (flag == "--dtype") {
       try {
         a.dtype = parse_compute_dtype(value);
@@ -527,6 +532,7 @@ int run(const Args& args) {
   if (!args.conv_stacks) set_conv_stack_bytes(0);
   if (!args.norm_convs) set_normed_convs_direct(false);
   if (!args.linear_post_ops) set_linear_post_ops(false);
+  if (!args.host_block_cache) host_blocks::set_cache_enabled(false);
   if (!args.wide_simd) cpu::set_wide_simd(false);
   if (args.conv_band_mb > 0) set_conv_band_bytes(static_cast<size_t>(args.conv_band_mb) << 20);
   const int64_t gemm_size = args.gemm_size > 0 ? args.gemm_size : (target.cuda ? 8192 : 4096);

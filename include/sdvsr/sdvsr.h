@@ -154,7 +154,8 @@ SDVSR_API sdvsr_status sdvsr_model_options_init(sdvsr_model_options* options);
 SDVSR_API sdvsr_status sdvsr_model_open(const sdvsr_model_options* options, sdvsr_model** model);
 
 /* Releases the caller's handle. Streams still open keep the model's weights
- * alive until they are closed. NULL is accepted and does nothing. */
+ * alive until they are closed. NULL is accepted and does nothing. Like
+ * sdvsr_stream_close, it gives the blocks kept for reuse back to the system. */
 SDVSR_API sdvsr_status sdvsr_model_close(sdvsr_model* model);
 
 /* The LR size multiple the model works in (4 for the published model). Frames
@@ -195,7 +196,9 @@ SDVSR_API sdvsr_status sdvsr_stream_open(sdvsr_model* model, const sdvsr_stream_
                                          sdvsr_stream** stream);
 
 /* Frees the stream. NULL is accepted and does nothing. No other call on the
- * stream, sdvsr_stream_cancel included, may run during or after it. */
+ * stream, sdvsr_stream_cancel included, may run during or after it. Large
+ * blocks the library kept for reuse from frame to frame are given back to the
+ * system too (other open streams map them again when they need them). */
 SDVSR_API sdvsr_status sdvsr_stream_close(sdvsr_stream* stream);
 
 /* Upscales the next LR frame of the stream.

@@ -7,6 +7,7 @@
 #include "capi/capi_internal.h"
 #include "runtime/backend.h"
 #include "runtime/device_backend.h"
+#include "runtime/host_blocks.h"
 
 namespace fs = std::filesystem;
 using sdvsr::capi::fail;
@@ -107,7 +108,10 @@ sdvsr_status sdvsr_model_open(const sdvsr_model_options* options, sdvsr_model** 
 }
 
 sdvsr_status sdvsr_model_close(sdvsr_model* model) {
-  return guard("sdvsr_model_close", SDVSR_ERROR_INTERNAL, [&] { delete model; });
+  return guard("sdvsr_model_close", SDVSR_ERROR_INTERNAL, [&] {
+    delete model;
+    sdvsr::host_blocks::release_cached();
+  });
 }
 
 sdvsr_status sdvsr_model_size_multiple(const sdvsr_model* model, int* multiple) {

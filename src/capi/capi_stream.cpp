@@ -6,6 +6,7 @@
 
 #include "capi/capi_internal.h"
 #include "capi/stream_state_file.h"
+#include "runtime/host_blocks.h"
 #include "media/frame_convert.h"
 
 using sdvsr::capi::fail;
@@ -192,7 +193,10 @@ sdvsr_status sdvsr_stream_open(sdvsr_model* model, const sdvsr_stream_options* o
 }
 
 sdvsr_status sdvsr_stream_close(sdvsr_stream* stream) {
-  return guard("sdvsr_stream_close", SDVSR_ERROR_INTERNAL, [&] { delete stream; });
+  return guard("sdvsr_stream_close", SDVSR_ERROR_INTERNAL, [&] {
+    delete stream;
+    sdvsr::host_blocks::release_cached();  // the blocks kept for reuse between frames
+  });
 }
 
 sdvsr_status sdvsr_stream_push(sdvsr_stream* stream, const uint8_t* lr, int width, int height,

@@ -1,5 +1,7 @@
 #include "runtime/tensor.h"
 
+#include "runtime/host_blocks.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -34,13 +36,11 @@ int64_t shape_numel(const Shape& s) {
 }
 
 namespace {
-// 64-byte aligned storage so oneDNN and vector loops see aligned rows.
+// 64-byte aligned storage so oneDNN and vector loops see aligned rows; large
+// blocks are reused from frame to frame (see host_blocks.h).
 std::shared_ptr<float> allocate(int64_t n) {
-  size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+  const size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
+  return std::static_pointer_cast<float>(host_blocks::allocate(bytes));
 }
 }  // namespace
 

@@ -20,6 +20,7 @@
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/cpu_dnnl.h"
 #include "runtime/file_backed_memory.h"
+#include "runtime/host_blocks.h"
 
 namespace sdvsr {
 namespace {
@@ -80,12 +81,26 @@ std::shared_ptr<const ConvEntry> make_entry(int64_t n, int64_t c, int64_t h, int
   return e;
 }
 
-// Wraps `user` memory, reordered into `wanted` when the layouts differ.
-dnnl::memory as_layout(const dnnl::memory& user, const dnnl::memory::desc& wanted,
-                       dnnl::stream& s) {
-  if (user.get_desc() == wanted) return user;
-  dnnl::memory m(wanted, cpu_engine());
-  dnnl::reorder(user, m).execute(s, const_cast<dnnl::memory&>(user), m);
+// oneDNN memory and, when the buffer is ours, what keeps it alive (null over
+// a tensor's storage). Blocked copies take their buffers from host_blocks, so
+// a large one reuses the pages of the last band or layer (see host_blocks.h).
+struct OwnedMemory {
+  dnnl::memory mem;
+  std::shared_ptr<void> storage;
+};
+
+OwnedMemory new_memory(const dnnl::memory::desc& d) {
+  OwnedMemory m;
+  m.storage = host_blocks::allocate(d.get_size());
+  m.mem = dnnl::memory(d, cpu_engine(), m.storage.get());
+  return m;
+}
+
+// `user` as it is when it has the layout `wanted`, else reordered into it.
+OwnedMemory as_layout(OwnedMemory user, const dnnl::memory::desc& wanted, dnnl::stream& s) {
+  if (user.mem.get_desc() == wanted) return user;
+  OwnedMemory m = new_memory(wanted);
+  dnnl::reorder(user.mem, m.mem).execute(s, user.mem, m.mem);
   return m;
 }
 
@@ -373,18 +388,19 @@ void execute_conv(const ConvEntry& e, const dnnl::memory& src, const Tensor& wei
 // per element exactly as add(residual, conv2d(...)) does, so the bits are the
 // same. (oneDNN's sum post-op is not used: it adds the residual into the
 // accumulator before the products, which rounds differently.)
-void run_into_plain(const ConvEntry& e, dnnl::memory src, const Tensor& weight,
+void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
                     const Tensor* bias, const ConvGeometry& g, const ConvBand& b,
                     const Tensor* residual, float* out_data, dnnl::stream& s) {
   float* band_out = out_data + b.out_row * g.wo;
   const dnnl::memory::desc dst_view = rows_view(g.n, g.o, g.ho, g.wo, b.out_rows);
   dnnl::memory user_dst(dst_view, cpu_engine(), band_out);
   const bool direct_dst = e.pd.dst_desc() == dst_view;
-  dnnl::memory dst = direct_dst ? user_dst : dnnl::memory(e.pd.dst_desc(), cpu_engine());
-  execute_conv(e, src, weight, bias, dst, s);
+  OwnedMemory owned_dst = direct_dst ? OwnedMemory{user_dst, nullptr} : new_memory(e.pd.dst_desc());
+  dnnl::memory& dst = owned_dst.mem;
+  execute_conv(e, src.mem, weight, bias, dst, s);
   // The blocked copy of the input is gone before the plain output's pages are
-  // written (the caller handed its handle over).
-  src = dnnl::memory();
+  // written (the caller handed it over).
+  src = OwnedMemory{};
   const int64_t hw = b.out_rows * g.wo;
   const int64_t block =
       residual && !direct_dst ? channel_block(e.pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) : 0;
@@ -418,12 +434,11 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
   for (const ConvBand& b : bands) {
     const std::shared_ptr<const ConvEntry> e =
         conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, p, b, bias);
-    dnnl::memory src;
-    {
-      dnnl::memory user_src(rows_view(g.n, g.c, g.h, g.w, b.in_rows), cpu_engine(),
-                            const_cast<float*>(x.data()) + b.in_row * g.w);
-      src = as_layout(user_src, e->pd.src_desc(), s);
-    }
+    OwnedMemory src =
+        as_layout(OwnedMemory{dnnl::memory(rows_view(g.n, g.c, g.h, g.w, b.in_rows), cpu_engine(),
+                                           const_cast<float*>(x.data()) + b.in_row * g.w),
+                              nullptr},
+                  e->pd.src_desc(), s);
     run_into_plain(*e, std::move(src), weight, bias, g, b, residual, out_data, s);
   }
   return out;
@@ -500,9 +515,9 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
   Tensor out = Tensor::uninitialized(g.out_shape());
   dnnl::stream s(cpu_engine());
   for (const BandPlan& p : plan) {
-    dnnl::memory src(p.entry->pd.src_desc(), cpu_engine());
+    OwnedMemory src = new_memory(p.entry->pd.src_desc());
     cpu::group_norm_act_rows(x, affine, norm.act, p.band.in_row, p.band.in_rows, p.block,
-                             static_cast<float*>(src.get_data_handle()));
+                             static_cast<float*>(src.storage.get()));
     run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band, residual,
                    out.data(), s);
   }
@@ -612,20 +627,22 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
   Tensor out = Tensor::uninitialized(gl.out_shape());
   for (const StackBand& band : plan) {
     const ConvBand& b0 = band.stage[0];
-    dnnl::memory src = as_layout(
-        dnnl::memory(rows_view(g0.n, g0.c, g0.h, g0.w, b0.in_rows), cpu_engine(),
-                     const_cast<float*>(x.data()) + b0.in_row * g0.w),
-        band.entry[0]->pd.src_desc(), s);
+    OwnedMemory src =
+        as_layout(OwnedMemory{dnnl::memory(rows_view(g0.n, g0.c, g0.h, g0.w, b0.in_rows),
+                                           cpu_engine(),
+                                           const_cast<float*>(x.data()) + b0.in_row * g0.w),
+                              nullptr},
+                  band.entry[0]->pd.src_desc(), s);
     for (size_t k = 0; k + 1 < stages.size(); ++k) {
       const ConvEntry& e = *band.entry[k];
       const ConvStage& st = stages[k];
-      dnnl::memory dst(e.pd.dst_desc(), cpu_engine());
-      execute_conv(e, src, *st.weight, st.bias, dst, s);
-      src = dnnl::memory();  // the stage's input is given back before the next output exists
-      activate(st.act, static_cast<float*>(dst.get_data_handle()),
-               static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float)));
+      OwnedMemory dst = new_memory(e.pd.dst_desc());
+      execute_conv(e, src.mem, *st.weight, st.bias, dst.mem, s);
+      src = OwnedMemory{};  // the stage's input is given back before the next output exists
+      activate(st.act, static_cast<float*>(dst.storage.get()),
+               static_cast<int64_t>(e.pd.dst_desc().get_size() / sizeof(float)));
       // The next stage reads it as it is when it wants this layout (it usually does).
-      src = as_layout(dst, band.entry[k + 1]->pd.src_desc(), s);
+      src = as_layout(std::move(dst), band.entry[k + 1]->pd.src_desc(), s);
     }
     run_into_plain(*band.entry.back(), std::move(src), *last.weight, last.bias, gl,
                    band.stage.back(), residual, out.data(), s);
