@@ -195,6 +195,45 @@ TEST(CpuConvStack, BandsOfPaddingOnlyAreNotMade) {
   set_conv_stack_bytes(saved);
 }
 
+// A time embedding ([N, C] added after the bias) on the last stage leaves
+// oneDNN's layout with the output; on an earlier stage, or with a residual,
+// the stack runs stage by stage. The bits are those of add_channel_bias.
+TEST(CpuConvStack, AChannelAddGivesTheBitsOfAddChannelBias) {
+  Stack s;
+  s.add(16, 32, 3, conv_params(1, 1), Activation::kReLU);
+  s.add(32, 32, 3, conv_params(1, 1), Activation::kSiLU);
+  const Tensor x = random_tensor({2, 16, 21, 19}, 7, -2.f, 2.f);
+  const Tensor temb = random_tensor({2, 32}, 8);
+  const Tensor residual = random_tensor({2, 32, 21, 19}, 9);
+  test::CpuForwardingBackend one_by_one;
+  std::vector<ConvStage> last = s.stages();
+  last[1].channel_add = &temb;
+  std::vector<ConvStage> first = s.stages();
+  first[0].channel_add = &temb;
+  // The composition itself: conv, add_channel_bias, activation.
+  const Tensor h = one_by_one.activation(one_by_one.conv2d(x, s.layers[0].weight,
+                                                           &s.layers[0].bias, s.layers[0].params),
+                                         Activation::kReLU);
+  const Tensor want_last = one_by_one.activation(
+      one_by_one.add_channel_bias(
+          one_by_one.conv2d(h, s.layers[1].weight, &s.layers[1].bias, s.layers[1].params), temb),
+      Activation::kSiLU);
+  EXPECT_TRUE(SameBits(one_by_one.conv2d_stack(x, last, nullptr), want_last));
+  struct Case {
+    const std::vector<ConvStage>* stages;
+    const Tensor* residual;
+    bool blocked;
+  };
+  for (const Case& c : {Case{&last, nullptr, true}, Case{&first, nullptr, false},
+                        Case{&last, &residual, false}}) {
+    const Tensor want = one_by_one.conv2d_stack(x, *c.stages, c.residual);
+    const long long before = conv_stacks_blocked();
+    const Tensor got = cpu_backend().conv2d_stack(x, *c.stages, c.residual);
+    EXPECT_EQ(conv_stacks_blocked() - before, c.blocked ? 1 : 0);
+    EXPECT_TRUE(SameBits(got, want));
+  }
+}
+
 TEST(CpuConvStack, OneStageIsAPlainConvolution) {
   Stack s;
   s.add(16, 16, 3, conv_params(1, 1), Activation::kReLU);

@@ -27,6 +27,7 @@ struct NormConvCase {
   Conv2dParams params;
   Activation norm_act, conv_act;
   bool affine, bias, residual;
+  bool time_embedding = false;  // a channel_add [N, out], as a ResNet's conv1 has
 };
 
 // Restores the CPU backend's thread count, band budget and direct-write switch.
@@ -50,7 +51,9 @@ class CpuNormConv : public ::testing::Test {
     const Tensor bias = random_tensor({c.out}, seed + 4);
     const GroupNormAct norm{c.groups, c.affine ? &gamma : nullptr, c.affine ? &beta : nullptr,
                             1e-5f, c.norm_act};
-    const ConvStage conv{&weight, c.bias ? &bias : nullptr, c.params, c.conv_act};
+    const Tensor temb = random_tensor({c.x[0], c.out}, seed + 6, -1.f, 1.f);
+    const ConvStage conv{&weight, c.bias ? &bias : nullptr, c.params, c.conv_act,
+                         c.time_embedding ? &temb : nullptr};
     test::CpuForwardingBackend unfused;  // group_norm, activation, conv2d one by one
     const Tensor plain = unfused.conv2d(
         unfused.activation(unfused.group_norm(x, c.groups, norm.gamma, norm.beta, norm.eps),
@@ -60,7 +63,7 @@ class CpuNormConv : public ::testing::Test {
     const Tensor* r = c.residual ? &residual : nullptr;
     const Tensor want = unfused.group_norm_act_conv2d(x, norm, conv, r);
     if (!c.residual && c.conv_act == Activation::kNone) {
-      EXPECT_TRUE(SameBits(want, plain));
+      EXPECT_TRUE(SameBits(want, c.time_embedding ? unfused.add_channel_bias(plain, temb) : plain));
     }
     const long long before = normed_convs_direct();
     const Tensor got = cpu_backend().group_norm_act_conv2d(x, norm, conv, r);
@@ -88,6 +91,13 @@ TEST_F(CpuNormConv, GivesTheBitsOfNormActivationAndConvolutionOneByOne) {
       // channels that are no whole number of oneDNN's blocks, and a 3-channel output
       {{1, 12, 11, 9}, 3, 20, 3, conv_params(1, 1), A::kSiLU, A::kNone, true, true, true},
       {{1, 32, 8, 8}, 32, 3, 3, conv_params(1, 1), A::kSiLU, A::kNone, true, true, false},
+      // with a time embedding: a ResNet's conv1, batch 2, 20 channels, an
+      // activation after it, and with a residual too (run op by op)
+      {{1, 64, 24, 40}, 32, 128, 3, conv_params(1, 1), A::kSiLU, A::kNone, true, true, false, true},
+      {{2, 32, 13, 17}, 2, 48, 3, conv_params(1, 1), A::kSiLU, A::kNone, false, false, false, true},
+      {{1, 12, 11, 9}, 3, 20, 3, conv_params(1, 1), A::kSiLU, A::kNone, true, true, false, true},
+      {{1, 16, 10, 10}, 4, 16, 3, conv_params(1, 1), A::kSiLU, A::kReLU, true, true, false, true},
+      {{1, 48, 9, 11}, 4, 24, 1, conv_params(1, 0), A::kReLU, A::kNone, true, true, true, true},
   };
   uint32_t seed = 300;
   for (const NormConvCase& c : cases) {
@@ -107,6 +117,10 @@ TEST_F(CpuNormConv, AResNetConvolutionWritesItsInputDirectly) {
   const NormConvCase c{{1, 64, 24, 40}, 32, 64, 3, conv_params(1, 1),
                        Activation::kSiLU, Activation::kNone, true, true, true};
   EXPECT_EQ(expect_same_bits(c, 400), 1) << "the direct write did not run";
+  NormConvCase conv1 = c;  // the time embedding leaves oneDNN's layout with the output
+  conv1.residual = false;
+  conv1.time_embedding = true;
+  EXPECT_EQ(expect_same_bits(conv1, 410), 1) << "the direct write did not run";
   set_normed_convs_direct(false);
   EXPECT_EQ(expect_same_bits(c, 400), 0) << "switched off, the plain path should run";
 }
@@ -121,6 +135,8 @@ TEST_F(CpuNormConv, InBandsEachBandNormalisesItsOwnRowsAndHalo) {
        true, true, false},
       {{1, 16, 30, 18}, 16, 16, 3, conv_params(1, 2, 2), Activation::kGELU, Activation::kNone,
        true, false, true},
+      {{2, 32, 37, 29}, 8, 32, 3, conv_params(1, 1), Activation::kSiLU, Activation::kNone,
+       true, true, false, true},
   };
   uint32_t seed = 500;
   for (const NormConvCase& c : cases) {
@@ -150,6 +166,15 @@ TEST_F(CpuNormConv, RefusesWhatGroupNormOrTheConvolutionRefuses) {
   const Tensor wrong = random_tensor({1, 8, 6, 5}, 3);
   const std::string residual = message(GroupNormAct{4, nullptr, nullptr, 1e-5f, Activation::kSiLU}, &wrong);
   EXPECT_NE(residual.find("residual"), std::string::npos) << residual;
+  const Tensor temb = random_tensor({1, 12}, 5);  // 12 channels for an 8-channel output
+  try {
+    cpu_backend().group_norm_act_conv2d(
+        x, GroupNormAct{4, nullptr, nullptr, 1e-5f, Activation::kSiLU},
+        ConvStage{&w, nullptr, conv_params(1, 1), Activation::kNone, &temb}, nullptr);
+    ADD_FAILURE() << "a channel_add of the wrong shape was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("channel_add"), std::string::npos) << e.what();
+  }
   const Tensor short_gamma = random_tensor({6}, 4);
   const std::string gamma =
       message(GroupNormAct{4, &short_gamma, nullptr, 1e-5f, Activation::kSiLU}, nullptr);

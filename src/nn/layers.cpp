@@ -29,9 +29,10 @@ Tensor Conv2d::forward_add(const Tensor& x, const Tensor& residual) const {
   return be_->conv2d_add(x, weight_, has_bias_ ? &bias_ : nullptr, params_, residual);
 }
 
-Tensor Conv2d::forward_normed(const GroupNormAct& norm, const Tensor& x,
-                              const Tensor* residual) const {
-  const ConvStage conv{&weight_, has_bias_ ? &bias_ : nullptr, params_, Activation::kNone};
+Tensor Conv2d::forward_normed(const GroupNormAct& norm, const Tensor& x, const Tensor* residual,
+                              const Tensor* channel_add) const {
+  const ConvStage conv{&weight_, has_bias_ ? &bias_ : nullptr, params_, Activation::kNone,
+                       channel_add};
   return be_->group_norm_act_conv2d(x, norm, conv, residual);
 }
 

@@ -22,10 +22,11 @@ class Conv2d {
   Tensor operator()(const Tensor& x) const;
   // residual + conv(x) in one op (Backend::conv2d_add); residual has the output's shape.
   Tensor forward_add(const Tensor& x, const Tensor& residual) const;
-  // conv(norm(x)) (+ residual when given) in one op (Backend::group_norm_act_conv2d),
-  // `norm` from GroupNorm::with_act.
+  // conv(norm(x)) (+ channel_add [N, out], + residual, when given) in one op
+  // (Backend::group_norm_act_conv2d), `norm` from GroupNorm::with_act.
   Tensor forward_normed(const GroupNormAct& norm, const Tensor& x,
-                        const Tensor* residual = nullptr) const;
+                        const Tensor* residual = nullptr,
+                        const Tensor* channel_add = nullptr) const;
   int64_t out_channels() const { return weight_.size(0); }
 
  private:

@@ -15,12 +15,12 @@ ResnetBlock2D::ResnetBlock2D(const WeightScope& w, Backend& be, int64_t in, int6
 }
 
 Tensor ResnetBlock2D::forward(const Tensor& x, const Tensor& emb) const {
-  // Fused ops (norm + activation + conv, + skip) give the bits of the separate ones.
-  Tensor h = conv1_.forward_normed(norm1_.with_act(s_.act), x);
-  if (s_.temb_channels > 0) {
-    Tensor t = time_emb_proj_(be_->activation(emb, s_.act));  // [N, out]
-    h = be_->add_channel_bias(h, t);
-  }
+  // Fused ops (norm + activation + conv, + time embedding, + skip) give the
+  // bits of the separate ones.
+  Tensor t;  // [N, out]
+  if (s_.temb_channels > 0) t = time_emb_proj_(be_->activation(emb, s_.act));
+  const Tensor h = conv1_.forward_normed(norm1_.with_act(s_.act), x, nullptr,
+                                         s_.temb_channels > 0 ? &t : nullptr);
   const Tensor skip = has_shortcut_ ? shortcut_(x) : x;
   Tensor out = conv2_.forward_normed(norm2_.with_act(s_.act), h, &skip);
   if (s_.output_scale_factor != 1.0f) out = be_->scale(out, 1.0f / s_.output_scale_factor);

@@ -41,6 +41,10 @@ struct ConvStage {
   const Tensor* bias = nullptr;  // may be null
   Conv2dParams params;
   Activation act = Activation::kNone;
+  // [N, out]: one value per image and output channel added after the bias,
+  // before any residual and the activation (a ResNet's time embedding), as
+  // add_channel_bias adds it; may be null.
+  const Tensor* channel_add = nullptr;
 };
 
 // A group normalisation and the activation after it (Backend::group_norm_act's
@@ -185,7 +189,8 @@ class Backend {
   }
   // Convolutions one after another, each followed by its activation:
   // h = act_k(conv2d(h, ...)) for each stage k, with `residual` (when given)
-  // added to the last convolution before its activation, as conv2d_add does.
+  // added to the last convolution before its activation, as conv2d_add does
+  // (after the stage's channel_add, when it has one).
   // A backend may keep its own layout between the stages (cpu: oneDNN's
   // blocked layout, no reorder to and from the plain one at each stage).
   virtual Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
@@ -195,9 +200,14 @@ class Backend {
     for (size_t k = 0; k < stages.size(); ++k) {
       const ConvStage& st = stages[k];
       if (!st.weight) throw std::runtime_error("conv2d_stack: stage without weights");
-      h = k + 1 == stages.size() && residual
-              ? conv2d_add(h, *st.weight, st.bias, st.params, *residual)
-              : conv2d(h, *st.weight, st.bias, st.params);
+      const bool add_residual = k + 1 == stages.size() && residual;
+      if (st.channel_add) {
+        h = add_channel_bias(conv2d(h, *st.weight, st.bias, st.params), *st.channel_add);
+        if (add_residual) h = add(*residual, h);
+      } else {
+        h = add_residual ? conv2d_add(h, *st.weight, st.bias, st.params, *residual)
+                         : conv2d(h, *st.weight, st.bias, st.params);
+      }
       if (st.act != Activation::kNone) h = activation_in_place(std::move(h), st.act);
     }
     return h;

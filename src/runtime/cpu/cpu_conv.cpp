@@ -217,14 +217,30 @@ int64_t whole_channel_block(const dnnl::memory::desc& d, int64_t n, int64_t c, i
   return block != 0 && c % block == 0 ? block : 0;
 }
 
-// out[i, ch, p] = residual[i, ch, p] + src(i, ch, p) over [n, c, hw], where src
+// What add_unblocking adds to each source value: the residual's value at the
+// same place (planes `plane_stride` apart, like the output's), or one value per
+// image and channel (a ResNet's time embedding, [n, c]).
+struct ResidualAddend {
+  const float* residual;
+  int64_t plane_stride;
+  float at(int64_t image_channel, int64_t i) const {
+    return residual[image_channel * plane_stride + i];
+  }
+};
+struct ChannelAddend {
+  const float* values;
+  float at(int64_t image_channel, int64_t) const { return values[image_channel]; }
+};
+
+// out[i, ch, p] = addend(i, ch, p) + src(i, ch, p) over [n, c, hw], where src
 // is channel-blocked by kBlock (nChw<kBlock>c over exactly hw positions,
 // channels padded to the block; kBlock 0: by `any_block`, channels last when
 // that is c) or, for kBlock 1, plain with planes `plane_stride` apart like out
-// and residual (then src may be out itself). Positions go in tiles so a tile
-// of the blocked source stays in cache while its channels are written.
-template <int64_t kBlock>
-void add_unblocking(const float* src, const float* residual, float* out, int64_t n, int64_t c,
+// (then src may be out itself). One float addition per element, as add and
+// add_channel_bias make it. Positions go in tiles so a tile of the blocked
+// source stays in cache while its channels are written.
+template <int64_t kBlock, class Addend>
+void add_unblocking(const float* src, const Addend& addend, float* out, int64_t n, int64_t c,
                     int64_t hw, int64_t plane_stride, int64_t any_block = 0) {
   const int64_t block = kBlock > 0 ? kBlock : any_block;
   const int64_t tile = block <= 16 ? 256 : std::max<int64_t>(16, 16384 / block);
@@ -239,10 +255,9 @@ void add_unblocking(const float* src, const float* residual, float* out, int64_t
       const int64_t count = std::min(block, c - c0);
       const float* block_src = src + nb * src_block_stride;
       for (int64_t k = 0; k < count; ++k) {
-        const int64_t plane = (image * c + c0 + k) * plane_stride;
-        const float* r = residual + plane;
-        float* d = out + plane;
-        for (int64_t i = i0; i < i1; ++i) d[i] = r[i] + block_src[i * block + k];
+        const int64_t ic = image * c + c0 + k;
+        float* d = out + ic * plane_stride;
+        for (int64_t i = i0; i < i1; ++i) d[i] = addend.at(ic, i) + block_src[i * block + k];
       }
     }
   }
@@ -366,6 +381,15 @@ ConvGeometry conv_geometry(const Shape& x, const Tensor& weight, const Tensor* b
   return g;
 }
 
+// A stage's channel_add is [n, o] for the convolution's output.
+void check_channel_add(const Tensor* channel_add, const ConvGeometry& g, const char* op) {
+  cpu::check(!channel_add || (channel_add->dim() == 2 && channel_add->size(0) == g.n &&
+                              channel_add->size(1) == g.o),
+             op,
+             "channel_add " + (channel_add ? shape_str(channel_add->shape()) : std::string()) +
+                 " is not [N, C] of the output " + shape_str(g.out_shape()));
+}
+
 // Runs primitive `e` from `src` (already in its layout) into `dst`, with the
 // weights in the layout it wants (cached, see reordered_weights); waits for it.
 void execute_conv(const ConvEntry& e, const dnnl::memory& src, const Tensor& weight,
@@ -381,16 +405,34 @@ void execute_conv(const ConvEntry& e, const dnnl::memory& src, const Tensor& wei
   s.wait();
 }
 
+// add_unblocking from a source in oneDNN's layout `block` (channel_block's
+// value; 1: plain, in place in out).
+template <class Addend>
+void add_unblocking_any(const float* blocked, int64_t block, const Addend& addend, float* out,
+                        int64_t n, int64_t c, int64_t hw, int64_t plane) {
+  if (block == 8) {
+    add_unblocking<8>(blocked, addend, out, n, c, hw, plane);
+  } else if (block == 16) {
+    add_unblocking<16>(blocked, addend, out, n, c, hw, plane);
+  } else if (block > 1) {  // channels last
+    add_unblocking<0>(blocked, addend, out, n, c, hw, plane, block);
+  } else {
+    add_unblocking<1>(out, addend, out, n, c, hw, plane);
+  }
+}
+
 // Runs primitive `e` on `src` (already in its layout) and writes output rows
-// [b.out_row, b.out_row + b.out_rows) of the plain `out`, plus `residual` when
-// given: the sum is formed while the output is moved out of oneDNN's layout
-// (or in place when oneDNN writes the plain layout itself), one float addition
-// per element exactly as add(residual, conv2d(...)) does, so the bits are the
-// same. (oneDNN's sum post-op is not used: it adds the residual into the
+// [b.out_row, b.out_row + b.out_rows) of the plain `out`, plus `channel_add`
+// ([n, o]) or `residual` when given (not both): the sum is formed while the
+// output is moved out of oneDNN's layout (or in place when oneDNN writes the
+// plain layout itself), one float addition per element exactly as
+// add_channel_bias / add(residual, conv2d(...)) do, so the bits are the same.
+// (oneDNN's sum post-op is not used: it adds the residual into the
 // accumulator before the products, which rounds differently.)
 void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
                     const Tensor* bias, const ConvGeometry& g, const ConvBand& b,
-                    const Tensor* residual, float* out_data, dnnl::stream& s) {
+                    const Tensor* residual, const Tensor* channel_add, float* out_data,
+                    dnnl::stream& s) {
   float* band_out = out_data + b.out_row * g.wo;
   const dnnl::memory::desc dst_view = rows_view(g.n, g.o, g.ho, g.wo, b.out_rows);
   dnnl::memory user_dst(dst_view, cpu_engine(), band_out);
@@ -402,22 +444,20 @@ void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
   // written (the caller handed it over).
   src = OwnedMemory{};
   const int64_t hw = b.out_rows * g.wo;
+  const bool adds = residual || channel_add;
   const int64_t block =
-      residual && !direct_dst ? channel_block(e.pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) : 0;
+      adds && !direct_dst ? channel_block(e.pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) : 0;
   if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
   s.wait();
-  if (!residual) return;
-  const float* band_residual = residual->data() + b.out_row * g.wo;
+  if (!adds) return;
   const float* blocked = static_cast<const float*>(dst.get_data_handle());
   const int64_t plane = g.ho * g.wo;
-  if (block == 8) {
-    add_unblocking<8>(blocked, band_residual, band_out, g.n, g.o, hw, plane);
-  } else if (block == 16) {
-    add_unblocking<16>(blocked, band_residual, band_out, g.n, g.o, hw, plane);
-  } else if (block > 1) {  // channels last
-    add_unblocking<0>(blocked, band_residual, band_out, g.n, g.o, hw, plane, block);
+  if (residual) {
+    const ResidualAddend addend{residual->data() + b.out_row * g.wo, plane};
+    add_unblocking_any(blocked, block, addend, band_out, g.n, g.o, hw, plane);
   } else {
-    add_unblocking<1>(band_out, band_residual, band_out, g.n, g.o, hw, plane);
+    add_unblocking_any(blocked, block, ChannelAddend{channel_add->data()}, band_out, g.n, g.o, hw,
+                       plane);
   }
 }
 
@@ -439,7 +479,7 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
                                            const_cast<float*>(x.data()) + b.in_row * g.w),
                               nullptr},
                   e->pd.src_desc(), s);
-    run_into_plain(*e, std::move(src), weight, bias, g, b, residual, out_data, s);
+    run_into_plain(*e, std::move(src), weight, bias, g, b, residual, nullptr, out_data, s);
   }
   return out;
 }
@@ -491,6 +531,10 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
   cpu::check(conv.weight != nullptr, op, "no convolution weights");
   cpu::check(cpu::activation_span_knows(norm.act), op, "unknown activation");
   const ConvGeometry g = conv_geometry(x.shape(), *conv.weight, conv.bias, conv.params, residual, op);
+  check_channel_add(conv.channel_add, g, op);
+  // The output takes one addend on its way out of oneDNN's layout; a time
+  // embedding and a skip connection together (no model has both) run op by op.
+  if (conv.channel_add && residual) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
   // Each band's input must be oneDNN's nChw8c / nChw16c without padded
   // channels, or plain; otherwise the norm writes a plain tensor as usual.
   struct BandPlan {
@@ -519,7 +563,7 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
     cpu::group_norm_act_rows(x, affine, norm.act, p.band.in_row, p.band.in_rows, p.block,
                              static_cast<float*>(src.storage.get()));
     run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band, residual,
-                   out.data(), s);
+                   conv.channel_add, out.data(), s);
   }
   return activation_in_place(std::move(out), conv.act);
 }
@@ -606,7 +650,12 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
     const bool last = k + 1 == stages.size();
     geometry.push_back(conv_geometry(shape, *stages[k].weight, stages[k].bias, stages[k].params,
                                      last ? residual : nullptr, "conv2d_stack"));
+    check_channel_add(stages[k].channel_add, geometry.back(), "conv2d_stack");
     shape = geometry.back().out_shape();
+    // Only the last stage's output takes an addend (one, as it leaves oneDNN's
+    // layout); other stacks (no model has them) run stage by stage.
+    if (stages[k].channel_add && (!last || residual))
+      return Backend::conv2d_stack(x, stages, residual);
   }
   // The tensors between two stages stay blocked, each at most the budget: the
   // whole stack at once when it fits, else in bands of output rows. Where that
@@ -645,7 +694,7 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
       src = as_layout(std::move(dst), band.entry[k + 1]->pd.src_desc(), s);
     }
     run_into_plain(*band.entry.back(), std::move(src), *last.weight, last.bias, gl,
-                   band.stage.back(), residual, out.data(), s);
+                   band.stage.back(), residual, last.channel_add, out.data(), s);
   }
   return activation_in_place(std::move(out), last.act);
 }
