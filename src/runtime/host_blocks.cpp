@@ -15,8 +15,17 @@
 namespace sdvsr::host_blocks {
 namespace {
 
+// ASan checks malloc'd blocks only (GCC says so with __SANITIZE_ADDRESS__,
+// clang with __has_feature).
 #if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;  // ASan checks malloc'd blocks only
+#define SDVSR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SDVSR_ASAN 1
+#endif
+#endif
+#ifdef SDVSR_ASAN
+constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;
 #endif
