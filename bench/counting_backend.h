@@ -80,6 +80,14 @@ class CountingBackend final : public Backend {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });
   }
   Tensor geglu(const Tensor& x) override { return timed("geglu", [&] { return inner_.geglu(x); }); }
+  Tensor group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) override {
+    return timed("group_norm_act_tokens", [&] { return inner_.group_norm_act_tokens(x, norm); });
+  }
+  Tensor tokens_to_nchw_add(const Tensor& tokens, int64_t h, int64_t w,
+                            const Tensor& residual) override {
+    return timed("tokens_to_nchw_add",
+                 [&] { return inner_.tokens_to_nchw_add(tokens, h, w, residual); });
+  }
   // The in-place forms too (their memory saving is part of what peak_mem_mb measures).
   Tensor activation_in_place(Tensor x, Activation a) override {
     return timed("activation", [&] { return inner_.activation_in_place(std::move(x), a); });

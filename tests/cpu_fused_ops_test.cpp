@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,85 @@ TEST(CpuFusedOps, GroupNormActEqualsGroupNormThenActivation) {
       });
     }
   }
+}
+
+// ---------------------------------------------------------------- a Transformer2D's tokens
+// Its input: the norm writes the tokens [N, H*W, C] itself.
+TEST(CpuFusedOps, GroupNormActTokensEqualsNormThenTokens) {
+  const NormCase cases[] = {
+      {{1, 64, 12, 20}, 32, true},   // a U-Net transformer's 32 groups
+      {{2, 48, 7, 9}, 4, false},     // batch 2, no affine
+      {{1, 1024, 5, 8}, 32, true},   // wide channels: few positions a tile
+      {{1, 3, 4, 5}, 3, true},
+      {{1, 1, 3, 3}, 1, true},       // one channel
+  };
+  uint32_t seed = 700;
+  for (const NormCase& c : cases) {
+    const int64_t channels = c.shape[1];
+    const Tensor x = random_tensor(c.shape, seed++, -3.f, 5.f);
+    const Tensor gamma = random_tensor({channels}, seed++, 0.5f, 2.f);
+    const Tensor beta = random_tensor({channels}, seed++, -1.f, 1.f);
+    for (Activation a : {Activation::kNone, Activation::kSiLU, Activation::kGELU}) {
+      SCOPED_TRACE(shape_str(c.shape) + " activation " + std::to_string(static_cast<int>(a)));
+      const GroupNormAct norm{c.groups, c.affine ? &gamma : nullptr, c.affine ? &beta : nullptr,
+                              1e-6f, a};
+      with_one_and_two_threads([&] {
+        const Tensor want = cpu().nchw_to_tokens(
+            cpu().group_norm_act(x, c.groups, norm.gamma, norm.beta, norm.eps, a));
+        const Tensor got = cpu().group_norm_act_tokens(x, norm);
+        ASSERT_EQ(got.shape(), (Shape{c.shape[0], c.shape[2] * c.shape[3], channels}));
+        EXPECT_TRUE(SameBits(got, want));
+        EXPECT_TRUE(SameBits(got, cpu().Backend::group_norm_act_tokens(x, norm)));
+      });
+    }
+  }
+}
+
+// Its output: the skip connection is added while the tokens go back to NCHW.
+TEST(CpuFusedOps, TokensToNchwAddEqualsTransposeThenAdd) {
+  struct Case {
+    int64_t n, h, w, c;
+  };
+  uint32_t seed = 800;
+  for (const Case& c : {Case{1, 12, 20, 64}, Case{2, 7, 9, 48}, Case{1, 5, 8, 1024},
+                        Case{1, 33, 35, 40}, Case{1, 1, 1, 1}}) {
+    SCOPED_TRACE(std::to_string(c.h) + "x" + std::to_string(c.w) + " c " + std::to_string(c.c));
+    const Tensor tokens = random_tensor({c.n, c.h * c.w, c.c}, seed++);
+    const Tensor residual = random_tensor({c.n, c.c, c.h, c.w}, seed++, -3.f, 3.f);
+    with_one_and_two_threads([&] {
+      const Tensor want = cpu().add(cpu().tokens_to_nchw(tokens, c.h, c.w), residual);
+      const Tensor got = cpu().tokens_to_nchw_add(tokens, c.h, c.w, residual);
+      EXPECT_TRUE(SameBits(got, want));
+      EXPECT_TRUE(SameBits(got, cpu().Backend::tokens_to_nchw_add(tokens, c.h, c.w, residual)));
+    });
+  }
+}
+
+TEST(CpuFusedOps, TokenOpsRefuseShapesThatDoNotFitNamingTheOp) {
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const Tensor x3 = random_tensor({1, 8, 16}, 1);
+  const Tensor x4 = random_tensor({1, 8, 4, 4}, 2);
+  const std::string rank = message([&] {
+    cpu().group_norm_act_tokens(x3, GroupNormAct{4, nullptr, nullptr, 1e-6f, Activation::kNone});
+  });
+  EXPECT_NE(rank.find("group_norm_act_tokens"), std::string::npos) << rank;
+  const std::string groups = message([&] {
+    cpu().group_norm_act_tokens(x4, GroupNormAct{3, nullptr, nullptr, 1e-6f, Activation::kNone});
+  });
+  EXPECT_NE(groups.find("groups"), std::string::npos) << groups;
+  const Tensor tokens = random_tensor({1, 16, 8}, 3);
+  const std::string size = message([&] { cpu().tokens_to_nchw_add(tokens, 4, 5, x4); });
+  EXPECT_NE(size.find("tokens_to_nchw_add"), std::string::npos) << size;
+  const Tensor other = random_tensor({1, 8, 2, 8}, 4);
+  const std::string residual = message([&] { cpu().tokens_to_nchw_add(tokens, 4, 4, other); });
+  EXPECT_NE(residual.find("residual"), std::string::npos) << residual;
 }
 
 TEST(CpuFusedOps, GroupNormActRefusesWhatGroupNormRefuses) {

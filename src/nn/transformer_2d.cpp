@@ -48,19 +48,14 @@ Transformer2D::Transformer2D(const WeightScope& w, Backend& be, int64_t in_chann
 
 Tensor Transformer2D::forward(const Tensor& x, const Tensor& context) const {
   const int64_t h = x.size(2), w = x.size(3);
-  Tensor t = norm_(x);
-  if (linear_proj_) {
-    t = proj_in_lin_(be_->nchw_to_tokens(t));
-  } else {
-    t = be_->nchw_to_tokens(proj_in_conv_(t));
-  }
+  // With linear projections the norm writes tokens and the output leaves them
+  // with the skip added, each in one pass (the bits of the separate ops).
+  Tensor t = linear_proj_
+                 ? proj_in_lin_(be_->group_norm_act_tokens(x, norm_.with_act(Activation::kNone)))
+                 : be_->nchw_to_tokens(proj_in_conv_(norm_(x)));
   for (const auto& block : blocks_) t = block.forward(t, context);
-  if (linear_proj_) {
-    t = be_->tokens_to_nchw(proj_out_lin_(t), h, w);
-  } else {
-    t = proj_out_conv_(be_->tokens_to_nchw(t, h, w));
-  }
-  return be_->add(t, x);
+  if (linear_proj_) return be_->tokens_to_nchw_add(proj_out_lin_(t), h, w, x);
+  return be_->add(proj_out_conv_(be_->tokens_to_nchw(t, h, w)), x);
 }
 
 }  // namespace sdvsr::nn

@@ -221,6 +221,19 @@ class Backend {
     return conv2d_stack(group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act),
                         {conv}, residual);
   }
+  // nchw_to_tokens(group_norm_act(x, ...)): a Transformer2D's normalised input
+  // as tokens [N, H*W, C]. A backend may write the tokens straight from the
+  // statistics (cpu: the normalised NCHW tensor is never made).
+  virtual Tensor group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) {
+    return nchw_to_tokens(
+        group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act));
+  }
+  // add(tokens_to_nchw(tokens, h, w), residual): a Transformer2D's output and
+  // its skip connection, in one pass on the cpu.
+  virtual Tensor tokens_to_nchw_add(const Tensor& tokens, int64_t h, int64_t w,
+                                    const Tensor& residual) {
+    return add(tokens_to_nchw(tokens, h, w), residual);
+  }
   // GEGLU on x [..., 2 * inner]: mul(x[..., :inner], activation(x[..., inner:], kGELU)).
   virtual Tensor geglu(const Tensor& x) {
     const int last = static_cast<int>(x.dim()) - 1;

@@ -44,6 +44,9 @@ class CpuBackend final : public Backend {
   Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) override;
   Tensor nchw_to_tokens(const Tensor& x) override;
   Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) override;
+  Tensor group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) override;
+  Tensor tokens_to_nchw_add(const Tensor& tokens, int64_t h, int64_t w,
+                            const Tensor& residual) override;
   Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
 
   Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) override;
@@ -95,7 +98,8 @@ struct GroupNormAffine {
   std::vector<float> scale, shift;
 };
 GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gamma,
-                                  const Tensor* beta, float eps);
+                                  const Tensor* beta, float eps,
+                                  const char* op = "group_norm_act_conv2d");
 // act(group_norm(x)) for rows [row, row + rows) of x [N, C, H, W], written to
 // dst as an [N, C, rows, W] tensor in oneDNN's nChw<block>c layout (block 1:
 // plain NCHW; block C: channels last, NHWC); C must be a multiple of block.

@@ -224,11 +224,14 @@ Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end) {
 }
 
 namespace {
-// [B, R, C] -> [B, C, R], blocked for cache friendliness.
-Tensor transpose_last_two(const Tensor& x, int64_t b, int64_t r, int64_t c, Shape out_shape) {
+// [B, R, C] -> [B, C, R], blocked for cache friendliness; plus `addend` (in
+// the output's layout, one float addition per element as add makes it) when given.
+Tensor transpose_last_two(const Tensor& x, int64_t b, int64_t r, int64_t c, Shape out_shape,
+                          const Tensor* addend = nullptr) {
   Tensor out = Tensor::uninitialized(std::move(out_shape));
   constexpr int64_t kBlock = 32;
   const float* s = x.data();
+  const float* a = addend ? addend->data() : nullptr;
   float* d = out.data();
   const int64_t rb = (r + kBlock - 1) / kBlock, cb = (c + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -238,8 +241,14 @@ Tensor transpose_last_two(const Tensor& x, int64_t b, int64_t r, int64_t c, Shap
       const int64_t r1 = std::min(r, r0 + kBlock), c1 = std::min(c, c0 + kBlock);
       const float* sb = s + bi * r * c;
       float* db = d + bi * r * c;
-      for (int64_t i = r0; i < r1; ++i)
-        for (int64_t j = c0; j < c1; ++j) db[j * r + i] = sb[i * c + j];
+      if (a) {
+        const float* ab = a + bi * r * c;
+        for (int64_t i = r0; i < r1; ++i)
+          for (int64_t j = c0; j < c1; ++j) db[j * r + i] = sb[i * c + j] + ab[j * r + i];
+      } else {
+        for (int64_t i = r0; i < r1; ++i)
+          for (int64_t j = c0; j < c1; ++j) db[j * r + i] = sb[i * c + j];
+      }
     }
   return out;
 }
@@ -257,6 +266,18 @@ Tensor CpuBackend::tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) {
                  std::to_string(w) + ", C]");
   const int64_t n = x.size(0), c = x.size(2);
   return transpose_last_two(x, n, h * w, c, {n, c, h, w});
+}
+
+Tensor CpuBackend::tokens_to_nchw_add(const Tensor& tokens, int64_t h, int64_t w,
+                                      const Tensor& residual) {
+  cpu::check(tokens.dim() == 3 && tokens.size(1) == h * w, "tokens_to_nchw_add",
+             "tokens " + shape_str(tokens.shape()) + " are not [N, " + std::to_string(h) + "*" +
+                 std::to_string(w) + ", C]");
+  const int64_t n = tokens.size(0), c = tokens.size(2);
+  const Shape shape{n, c, h, w};
+  cpu::check(residual.shape() == shape, "tokens_to_nchw_add",
+             "residual " + shape_str(residual.shape()) + " is not " + shape_str(shape));
+  return transpose_last_two(tokens, n, h * w, c, shape, &residual);
 }
 
 Tensor CpuBackend::permute(const Tensor& x, const std::vector<int>& perm) {

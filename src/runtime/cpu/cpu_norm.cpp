@@ -141,8 +141,8 @@ Tensor CpuBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gam
 namespace cpu {
 
 GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gamma,
-                                  const Tensor* beta, float eps) {
-  check_group_norm(x, groups, gamma, beta, "group_norm_act_conv2d");
+                                  const Tensor* beta, float eps, const char* op) {
+  check_group_norm(x, groups, gamma, beta, op);
   const int64_t n = x.size(0), c = x.size(1);
   const int64_t spatial = x.numel() / std::max<int64_t>(n * c, 1);
   const int64_t cg = c / groups;
@@ -289,6 +289,19 @@ Tensor CpuBackend::softmax(const Tensor& x) {
     const float inv = 1.f / sum;
     for (int64_t j = 0; j < width; ++j) dst[j] *= inv;
   }
+  return out;
+}
+
+Tensor CpuBackend::group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) {
+  const char* op = "group_norm_act_tokens";
+  cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
+  cpu::check(cpu::activation_span_knows(norm.act), op, "unknown activation");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const cpu::GroupNormAffine affine =
+      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps, op);
+  // Tokens [N, H*W, C] are the channels-last layout: one block of all channels.
+  Tensor out = Tensor::uninitialized({n, h * w, c});
+  if (out.numel() > 0) cpu::group_norm_act_rows(x, affine, norm.act, 0, h, c, out.data());
   return out;
 }
 
