@@ -55,6 +55,15 @@ struct NormCase {
   bool affine;
 };
 
+// A norm's input (with a mean and spread to remove) and its gamma and beta.
+struct NormInputs {
+  Tensor x, gamma, beta;
+  NormInputs(const Shape& shape, uint32_t& seed)
+      : x(random_tensor(shape, seed++, -3.f, 5.f)),
+        gamma(random_tensor({shape[1]}, seed++, 0.5f, 2.f)),
+        beta(random_tensor({shape[1]}, seed++, -1.f, 1.f)) {}
+};
+
 TEST(CpuFusedOps, GroupNormActEqualsGroupNormThenActivation) {
   const NormCase cases[] = {
       {{1, 6, 5, 7}, 3, true},      // odd spatial
@@ -67,12 +76,10 @@ TEST(CpuFusedOps, GroupNormActEqualsGroupNormThenActivation) {
   };
   uint32_t seed = 1;
   for (const NormCase& c : cases) {
-    const int64_t channels = c.shape[1];
-    const Tensor x = random_tensor(c.shape, seed++, -3.f, 5.f);
-    const Tensor gamma = random_tensor({channels}, seed++, 0.5f, 2.f);
-    const Tensor beta = random_tensor({channels}, seed++, -1.f, 1.f);
-    const Tensor* g = c.affine ? &gamma : nullptr;
-    const Tensor* b = c.affine ? &beta : nullptr;
+    const NormInputs in(c.shape, seed);
+    const Tensor& x = in.x;
+    const Tensor* g = c.affine ? &in.gamma : nullptr;
+    const Tensor* b = c.affine ? &in.beta : nullptr;
     for (Activation a : kAllActivations) {
       SCOPED_TRACE(shape_str(c.shape) + " groups " + std::to_string(c.groups) + " activation " +
                    std::to_string(static_cast<int>(a)));
@@ -98,19 +105,17 @@ TEST(CpuFusedOps, GroupNormActTokensEqualsNormThenTokens) {
   };
   uint32_t seed = 700;
   for (const NormCase& c : cases) {
-    const int64_t channels = c.shape[1];
-    const Tensor x = random_tensor(c.shape, seed++, -3.f, 5.f);
-    const Tensor gamma = random_tensor({channels}, seed++, 0.5f, 2.f);
-    const Tensor beta = random_tensor({channels}, seed++, -1.f, 1.f);
+    const NormInputs in(c.shape, seed);
+    const Tensor& x = in.x;
     for (Activation a : {Activation::kNone, Activation::kSiLU, Activation::kGELU}) {
       SCOPED_TRACE(shape_str(c.shape) + " activation " + std::to_string(static_cast<int>(a)));
-      const GroupNormAct norm{c.groups, c.affine ? &gamma : nullptr, c.affine ? &beta : nullptr,
-                              1e-6f, a};
+      const GroupNormAct norm{c.groups, c.affine ? &in.gamma : nullptr,
+                              c.affine ? &in.beta : nullptr, 1e-6f, a};
       with_one_and_two_threads([&] {
         const Tensor want = cpu().nchw_to_tokens(
             cpu().group_norm_act(x, c.groups, norm.gamma, norm.beta, norm.eps, a));
         const Tensor got = cpu().group_norm_act_tokens(x, norm);
-        ASSERT_EQ(got.shape(), (Shape{c.shape[0], c.shape[2] * c.shape[3], channels}));
+        ASSERT_EQ(got.shape(), (Shape{c.shape[0], c.shape[2] * c.shape[3], c.shape[1]}));
         EXPECT_TRUE(SameBits(got, want));
         EXPECT_TRUE(SameBits(got, cpu().Backend::group_norm_act_tokens(x, norm)));
       });
