@@ -9,10 +9,10 @@
 //
 // Bound: live and cached blocks together never exceed the most live blocks
 // there have been, plus kSlackBytes. A miss that would pass that first unmaps
-// cached blocks (see host_blocks.cpp). Peak memory therefore stays what it
-// was with malloc (measured lower, as malloc's free chunks between live ones
-// are gone), while the same sizes recurring every layer, step and frame are
-// found in the cache.
+// cached blocks (see host_blocks.cpp). Peak memory therefore stays within
+// kSlackBytes of what the live blocks need (measured lower than with malloc,
+// whose free chunks between live ones are gone), while the same sizes
+// recurring every layer, step and frame are found in the cache.
 #pragma once
 
 #include <cstddef>
