@@ -62,7 +62,9 @@ TEST(HostBlocks, AlignedAndWritableAtBothEnds) {
     c[0] = 1;
     c[bytes - 1] = 2;
     EXPECT_EQ(c[bytes - 1], 2);
-    if (bytes > 1) EXPECT_EQ(c[0], 1);
+    if (bytes > 1) {
+      EXPECT_EQ(c[0], 1);
+    }
   }
 }
 
