@@ -1,12 +1,10 @@
 #include "runtime/tensor.h"
 
-#include "runtime/host_blocks.h"
-
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <sstream>
 #include <stdexcept>
+
+#include "runtime/host_blocks.h"
 
 namespace sdvsr {
 

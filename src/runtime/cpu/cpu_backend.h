@@ -93,13 +93,12 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 void check(bool ok, const char* op, const std::string& message);
 
 // group_norm(x) as x[i, ch] * scale[i * C + ch] + shift[i * C + ch], with the
-// statistics group_norm computes (so the same bits).
+// statistics group_norm computes (so the same bits); `op` names the caller in errors.
 struct GroupNormAffine {
   std::vector<float> scale, shift;
 };
 GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gamma,
-                                  const Tensor* beta, float eps,
-                                  const char* op = "group_norm_act_conv2d");
+                                  const Tensor* beta, float eps, const char* op);
 // act(group_norm(x)) for rows [row, row + rows) of x [N, C, H, W], written to
 // dst as an [N, C, rows, W] tensor in oneDNN's nChw<block>c layout (block 1:
 // plain NCHW; block C: channels last, NHWC); C must be a multiple of block.

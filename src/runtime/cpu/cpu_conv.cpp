@@ -553,7 +553,7 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
     plan.push_back(BandPlan{b, std::move(e), block});
   }
   const cpu::GroupNormAffine affine =
-      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps);
+      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps, op);
   ++g_normed_convs_direct;
   g_bands_run += static_cast<long long>(plan.size());
   Tensor out = Tensor::uninitialized(g.out_shape());
