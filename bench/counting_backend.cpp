@@ -101,6 +101,20 @@ Tensor CountingBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAc
   return out;
 }
 
+Tensor CountingBackend::group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
+                                                       const ConvStage& conv,
+                                                       const Tensor& skip_input,
+                                                       const ConvStage& shortcut) {
+  Tensor out = timed("group_norm_act_conv2d_shortcut", [&] {
+    return inner_.group_norm_act_conv2d_shortcut(h, norm, conv, skip_input, shortcut);
+  });
+  // Both convolutions write the output's size.
+  const double outputs = static_cast<double>(out.numel());
+  count("group_norm_act_conv2d_shortcut",
+        conv_flops(*conv.weight, outputs) + conv_flops(*shortcut.weight, outputs));
+  return out;
+}
+
 Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor out = timed("linear", [&] { return inner_.linear(x, weight, bias); });
   count("linear", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));

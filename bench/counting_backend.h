@@ -75,6 +75,9 @@ class CountingBackend final : public Backend {
                       const Tensor* residual) override;
   Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
                                const Tensor* residual) override;
+  Tensor group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
+                                        const ConvStage& conv, const Tensor& skip_input,
+                                        const ConvStage& shortcut) override;
   Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                         float eps, Activation a) override {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });

@@ -149,6 +149,115 @@ TEST_F(CpuNormConv, InBandsEachBandNormalisesItsOwnRowsAndHalo) {
   }
 }
 
+struct ShortcutCase {
+  Shape h;           // conv2's input; the block's input x has `in` channels
+  int64_t in;
+  int groups;
+  int shortcut_kernel;
+  Activation conv_act = Activation::kNone;
+  size_t band_bytes = size_t{64} << 20;
+};
+
+// group_norm_act_conv2d_shortcut computes the shortcut band by band and adds
+// it from oneDNN's layout: the bits of conv2d(x) added to the normalised
+// convolution, as Backend's default composes them.
+TEST_F(CpuNormConv, TheShortcutIsAddedBandByBandWithTheBitsOfTheSeparateOps) {
+  const ShortcutCase cases[] = {
+      // an up block's ResNet (the skip concatenated: more channels in than out)
+      {{1, 64, 24, 40}, 96, 32, 1},
+      // a down block's first ResNet (fewer in than out), batch 2, odd sizes
+      {{2, 48, 13, 17}, 32, 16, 1},
+      // channels that are no whole number of oneDNN's blocks
+      {{1, 20, 11, 9}, 12, 4, 1},
+      // diffusers' 3x3 conv_shortcut, and an activation after the sum
+      {{1, 32, 12, 14}, 16, 8, 3, Activation::kReLU},
+      // many bands, each with its own shortcut rows
+      {{1, 32, 37, 29}, 48, 8, 1, Activation::kNone, size_t{48} << 10},
+      {{2, 24, 21, 19}, 16, 8, 3, Activation::kNone, size_t{32} << 10},
+  };
+  uint32_t seed = 700;
+  for (const ShortcutCase& c : cases) {
+    SCOPED_TRACE("h " + shape_str(c.h) + " in " + std::to_string(c.in) + " k " +
+                 std::to_string(c.shortcut_kernel));
+    const int64_t out = c.h[1];
+    const Tensor h = random_tensor(c.h, seed, -3.f, 5.f);
+    const Tensor x = random_tensor({c.h[0], c.in, c.h[2], c.h[3]}, seed + 1, -2.f, 2.f);
+    const Tensor gamma = random_tensor({out}, seed + 2, 0.5f, 1.5f);
+    const Tensor beta = random_tensor({out}, seed + 3);
+    const Tensor weight = random_tensor({out, out, 3, 3}, seed + 4, -0.3f, 0.3f);
+    const Tensor bias = random_tensor({out}, seed + 5);
+    const int k = c.shortcut_kernel;
+    const Tensor shortcut_weight = random_tensor({out, c.in, k, k}, seed + 6, -0.3f, 0.3f);
+    const Tensor shortcut_bias = random_tensor({out}, seed + 7);
+    const GroupNormAct norm{c.groups, &gamma, &beta, 1e-5f, Activation::kSiLU};
+    const ConvStage conv{&weight, &bias, conv_params(1, 1), c.conv_act};
+    const ConvStage shortcut{&shortcut_weight, &shortcut_bias, conv_params(1, k / 2)};
+
+    test::CpuForwardingBackend unfused;
+    const Tensor want = unfused.group_norm_act_conv2d_shortcut(h, norm, conv, x, shortcut);
+    if (c.conv_act == Activation::kNone) {  // the default is the sum of the separate ops
+      const Tensor normed = unfused.activation(
+          unfused.group_norm(h, c.groups, &gamma, &beta, 1e-5f), Activation::kSiLU);
+      EXPECT_TRUE(SameBits(want, unfused.add(unfused.conv2d(x, shortcut_weight, &shortcut_bias,
+                                                            shortcut.params),
+                                             unfused.conv2d(normed, weight, &bias, conv.params))));
+    }
+    set_conv_band_bytes(c.band_bytes);
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("threads " + std::to_string(threads));
+      cpu_backend().set_threads(threads);
+      const long long before = shortcuts_banded();
+      const long long direct_before = normed_convs_direct();
+      const long long bands_before = conv_bands_run();
+      const Tensor got = cpu_backend().group_norm_act_conv2d_shortcut(h, norm, conv, x, shortcut);
+      EXPECT_TRUE(SameBits(got, want));
+      // Channels in whole blocks of 8 and 16 are always written directly (the
+      // others where oneDNN picks channels last), and then the shortcut is banded.
+      if (out % 16 == 0) {
+        EXPECT_EQ(shortcuts_banded() - before, 1) << "the banded shortcut did not run";
+      } else {
+        EXPECT_EQ(shortcuts_banded() - before, normed_convs_direct() - direct_before);
+      }
+      if (c.band_bytes < (size_t{1} << 20) && out % 16 == 0) {
+        EXPECT_GT(conv_bands_run() - bands_before, 6) << "the convolutions were not banded";
+      }
+    }
+    set_conv_band_bytes(size_t{64} << 20);
+    seed += 10;
+  }
+  // Switched off, the separate ops run, with the same bits.
+  const ShortcutCase& c = cases[0];
+  const Tensor h = random_tensor(c.h, 1, -3.f, 5.f);
+  const Tensor x = random_tensor({1, c.in, c.h[2], c.h[3]}, 2);
+  const Tensor weight = random_tensor({64, 64, 3, 3}, 3, -0.3f, 0.3f);
+  const Tensor shortcut_weight = random_tensor({64, c.in, 1, 1}, 4, -0.3f, 0.3f);
+  const GroupNormAct norm{c.groups, nullptr, nullptr, 1e-5f, Activation::kSiLU};
+  const ConvStage conv{&weight, nullptr, conv_params(1, 1)};
+  const ConvStage shortcut{&shortcut_weight, nullptr, conv_params(1, 0)};
+  const Tensor fused = cpu_backend().group_norm_act_conv2d_shortcut(h, norm, conv, x, shortcut);
+  set_normed_convs_direct(false);
+  const long long before = shortcuts_banded();
+  EXPECT_TRUE(
+      SameBits(cpu_backend().group_norm_act_conv2d_shortcut(h, norm, conv, x, shortcut), fused));
+  EXPECT_EQ(shortcuts_banded(), before) << "switched off, the separate ops should run";
+}
+
+TEST_F(CpuNormConv, AShortcutOfAnotherSizeIsRefused) {
+  const Tensor h = random_tensor({1, 8, 6, 6}, 1);
+  const Tensor x = random_tensor({1, 4, 6, 6}, 2);
+  const Tensor w = random_tensor({8, 8, 3, 3}, 3);
+  const Tensor sw = random_tensor({8, 4, 1, 1}, 4);
+  const ConvStage conv{&w, nullptr, conv_params(1, 1)};
+  const ConvStage strided{&sw, nullptr, conv_params(2, 0)};  // a 3x3 output for a 6x6 one
+  try {
+    cpu_backend().group_norm_act_conv2d_shortcut(
+        h, GroupNormAct{4, nullptr, nullptr, 1e-5f, Activation::kSiLU}, conv, x, strided);
+    ADD_FAILURE() << "a shortcut of another output size was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("shortcut output"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(CpuNormConv, RefusesWhatGroupNormOrTheConvolutionRefuses) {
   const Tensor x = random_tensor({1, 12, 6, 6}, 1);
   const Tensor w = random_tensor({8, 12, 3, 3}, 2);

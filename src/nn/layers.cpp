@@ -29,11 +29,19 @@ Tensor Conv2d::forward_add(const Tensor& x, const Tensor& residual) const {
   return be_->conv2d_add(x, weight_, has_bias_ ? &bias_ : nullptr, params_, residual);
 }
 
+ConvStage Conv2d::stage(const Tensor* channel_add) const {
+  return ConvStage{&weight_, has_bias_ ? &bias_ : nullptr, params_, Activation::kNone,
+                   channel_add};
+}
+
 Tensor Conv2d::forward_normed(const GroupNormAct& norm, const Tensor& x, const Tensor* residual,
                               const Tensor* channel_add) const {
-  const ConvStage conv{&weight_, has_bias_ ? &bias_ : nullptr, params_, Activation::kNone,
-                       channel_add};
-  return be_->group_norm_act_conv2d(x, norm, conv, residual);
+  return be_->group_norm_act_conv2d(x, norm, stage(channel_add), residual);
+}
+
+Tensor Conv2d::forward_normed_shortcut(const GroupNormAct& norm, const Tensor& h,
+                                       const Conv2d& shortcut, const Tensor& skip_input) const {
+  return be_->group_norm_act_conv2d_shortcut(h, norm, stage(), skip_input, shortcut.stage());
 }
 
 Linear::Linear(const WeightScope& w, Backend& be, int64_t in, int64_t out, bool bias)

@@ -27,7 +27,15 @@ class Conv2d {
   Tensor forward_normed(const GroupNormAct& norm, const Tensor& x,
                         const Tensor* residual = nullptr,
                         const Tensor* channel_add = nullptr) const;
+  // conv(norm(h)) + shortcut(skip_input) in one op
+  // (Backend::group_norm_act_conv2d_shortcut): a ResNet block's second half
+  // when its channel count changes.
+  Tensor forward_normed_shortcut(const GroupNormAct& norm, const Tensor& h,
+                                 const Conv2d& shortcut, const Tensor& skip_input) const;
   int64_t out_channels() const { return weight_.size(0); }
+  // This convolution as a backend's ConvStage (it refers to this layer's
+  // weights: keep the layer alive while using it).
+  ConvStage stage(const Tensor* channel_add = nullptr) const;
 
  private:
   Backend* be_ = nullptr;

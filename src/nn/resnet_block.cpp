@@ -21,8 +21,11 @@ Tensor ResnetBlock2D::forward(const Tensor& x, const Tensor& emb) const {
   if (s_.temb_channels > 0) t = time_emb_proj_(be_->activation(emb, s_.act));
   const Tensor h = conv1_.forward_normed(norm1_.with_act(s_.act), x, nullptr,
                                          s_.temb_channels > 0 ? &t : nullptr);
-  const Tensor skip = has_shortcut_ ? shortcut_(x) : x;
-  Tensor out = conv2_.forward_normed(norm2_.with_act(s_.act), h, &skip);
+  // With a shortcut convolution its output is added as conv2's is made (the
+  // cpu never holds it whole).
+  Tensor out = has_shortcut_
+                   ? conv2_.forward_normed_shortcut(norm2_.with_act(s_.act), h, shortcut_, x)
+                   : conv2_.forward_normed(norm2_.with_act(s_.act), h, &x);
   if (s_.output_scale_factor != 1.0f) out = be_->scale(out, 1.0f / s_.output_scale_factor);
   return out;
 }

@@ -221,6 +221,17 @@ class Backend {
     return conv2d_stack(group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act),
                         {conv}, residual);
   }
+  // A ResNet block's second half when its channel count changes:
+  // group_norm_act_conv2d(h, norm, conv, &skip) with skip =
+  // conv2d_stack(skip_input, {shortcut}, nullptr) the same shape as the output.
+  // A backend may compute the shortcut band by band and add it from its own
+  // layout (cpu: the plain shortcut output never exists).
+  virtual Tensor group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
+                                                const ConvStage& conv, const Tensor& skip_input,
+                                                const ConvStage& shortcut) {
+    const Tensor skip = conv2d_stack(skip_input, {shortcut}, nullptr);
+    return group_norm_act_conv2d(h, norm, conv, &skip);
+  }
   // nchw_to_tokens(group_norm_act(x, ...)): a Transformer2D's normalised input
   // as tokens [N, H*W, C]. A backend may write the tokens straight from the
   // statistics (cpu: the normalised NCHW tensor is never made).

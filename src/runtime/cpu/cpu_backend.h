@@ -81,6 +81,9 @@ class CpuBackend final : public Backend {
                       const Tensor* residual) override;
   Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
                                const Tensor* residual) override;
+  Tensor group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
+                                        const ConvStage& conv, const Tensor& skip_input,
+                                        const ConvStage& shortcut) override;
 };
 
 namespace cpu {
@@ -134,6 +137,9 @@ bool set_normed_convs_direct(bool on);
 // group_norm_act_conv2d calls whose norm wrote the convolution's own input
 // layout (no plain normalised tensor), for tests.
 long long normed_convs_direct();
+// group_norm_act_conv2d_shortcut calls that added the shortcut's output band
+// by band from oneDNN's layout (no plain shortcut output), for tests.
+long long shortcuts_banded();
 
 // Whether linear_geglu / linear_add run their GELU, product or sum as oneDNN
 // post-ops of the matrix product (default on; off: the separate ops). Results

@@ -11,6 +11,7 @@
 #include <memory>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -231,6 +232,17 @@ struct ChannelAddend {
   const float* values;
   float at(int64_t image_channel, int64_t) const { return values[image_channel]; }
 };
+// A band of rows [n, c, hw] in oneDNN's channel blocks of `block` (1: plain,
+// c: channels last; channels padded to the block), e.g. a shortcut's output.
+struct BlockedAddend {
+  const float* band;
+  int64_t c, hw, block;
+  float at(int64_t image_channel, int64_t i) const {
+    const int64_t image = image_channel / c, ch = image_channel % c;
+    const int64_t blocks = (c + block - 1) / block;
+    return band[((image * blocks + ch / block) * hw + i) * block + ch % block];
+  }
+};
 
 // out[i, ch, p] = addend(i, ch, p) + src(i, ch, p) over [n, c, hw], where src
 // is channel-blocked by kBlock (nChw<kBlock>c over exactly hw positions,
@@ -305,11 +317,14 @@ ConvBand band_of_rows(int64_t y, int64_t rows, int64_t h, int64_t ho, int64_t kh
   return b;
 }
 
+// `extra_row_bytes`: what else a band holds per output row (a shortcut's
+// input and output rows, see group_norm_act_conv2d_shortcut).
 std::vector<ConvBand> conv_bands(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
-                                 int64_t ho, int64_t wo, int64_t kh, const Conv2dParams& p) {
+                                 int64_t ho, int64_t wo, int64_t kh, const Conv2dParams& p,
+                                 size_t extra_row_bytes = 0) {
   const int64_t span = p.dilation_h * (kh - 1) + 1;  // input rows under one output row
   const size_t in_row_bytes = static_cast<size_t>(n * c * w) * sizeof(float);
-  const size_t out_row_bytes = static_cast<size_t>(n * o * wo) * sizeof(float);
+  const size_t out_row_bytes = static_cast<size_t>(n * o * wo) * sizeof(float) + extra_row_bytes;
   const size_t budget = g_band_bytes.load();
   const size_t whole = in_row_bytes * static_cast<size_t>(h) + out_row_bytes * static_cast<size_t>(ho);
   int64_t rows = ho;
@@ -421,18 +436,27 @@ void add_unblocking_any(const float* blocked, int64_t block, const Addend& adden
   }
 }
 
+// What an output band takes on its way out of oneDNN's layout: nothing, or
+// one of the plain `residual` (the output's shape), `channel_add` ([n, o]) and
+// `band` (the band's own rows in a oneDNN layout, see BlockedAddend).
+struct BandAddend {
+  const Tensor* residual = nullptr;
+  const Tensor* channel_add = nullptr;
+  const float* band = nullptr;
+  int64_t band_block = 0;
+  bool any() const { return residual || channel_add || band; }
+};
+
 // Runs primitive `e` on `src` (already in its layout) and writes output rows
-// [b.out_row, b.out_row + b.out_rows) of the plain `out`, plus `channel_add`
-// ([n, o]) or `residual` when given (not both): the sum is formed while the
-// output is moved out of oneDNN's layout (or in place when oneDNN writes the
-// plain layout itself), one float addition per element exactly as
-// add_channel_bias / add(residual, conv2d(...)) do, so the bits are the same.
-// (oneDNN's sum post-op is not used: it adds the residual into the
+// [b.out_row, b.out_row + b.out_rows) of the plain `out`, plus `addend`: the
+// sum is formed while the output is moved out of oneDNN's layout (or in place
+// when oneDNN writes the plain layout itself), one float addition per element
+// exactly as add_channel_bias / add(residual, conv2d(...)) do, so the bits are
+// the same. (oneDNN's sum post-op is not used: it adds the residual into the
 // accumulator before the products, which rounds differently.)
 void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
                     const Tensor* bias, const ConvGeometry& g, const ConvBand& b,
-                    const Tensor* residual, const Tensor* channel_add, float* out_data,
-                    dnnl::stream& s) {
+                    const BandAddend& addend, float* out_data, dnnl::stream& s) {
   float* band_out = out_data + b.out_row * g.wo;
   const dnnl::memory::desc dst_view = rows_view(g.n, g.o, g.ho, g.wo, b.out_rows);
   dnnl::memory user_dst(dst_view, cpu_engine(), band_out);
@@ -444,20 +468,22 @@ void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
   // written (the caller handed it over).
   src = OwnedMemory{};
   const int64_t hw = b.out_rows * g.wo;
-  const bool adds = residual || channel_add;
   const int64_t block =
-      adds && !direct_dst ? channel_block(e.pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) : 0;
+      addend.any() && !direct_dst ? channel_block(e.pd.dst_desc(), g.n, g.o, b.out_rows, g.wo) : 0;
   if (!direct_dst && block == 0) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
   s.wait();
-  if (!adds) return;
+  if (!addend.any()) return;
   const float* blocked = static_cast<const float*>(dst.get_data_handle());
   const int64_t plane = g.ho * g.wo;
-  if (residual) {
-    const ResidualAddend addend{residual->data() + b.out_row * g.wo, plane};
-    add_unblocking_any(blocked, block, addend, band_out, g.n, g.o, hw, plane);
+  if (addend.residual) {
+    const ResidualAddend a{addend.residual->data() + b.out_row * g.wo, plane};
+    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
+  } else if (addend.channel_add) {
+    const ChannelAddend a{addend.channel_add->data()};
+    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
   } else {
-    add_unblocking_any(blocked, block, ChannelAddend{channel_add->data()}, band_out, g.n, g.o, hw,
-                       plane);
+    const BlockedAddend a{addend.band, g.o, hw, addend.band_block};
+    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
   }
 }
 
@@ -479,7 +505,7 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
                                            const_cast<float*>(x.data()) + b.in_row * g.w),
                               nullptr},
                   e->pd.src_desc(), s);
-    run_into_plain(*e, std::move(src), weight, bias, g, b, residual, nullptr, out_data, s);
+    run_into_plain(*e, std::move(src), weight, bias, g, b, BandAddend{residual}, out_data, s);
   }
   return out;
 }
@@ -522,6 +548,119 @@ void activate(Activation a, float* data, int64_t count) {
 std::atomic<bool> g_normed_direct_on{true};
 std::atomic<long long> g_normed_convs_direct{0};
 
+// A ResNet's shortcut convolution, computed band by band beside the normalised
+// convolution: each band of its output stays in oneDNN's layout until the
+// normalised convolution's band takes it as its addend, so the plain shortcut
+// output (the block's output size) never exists.
+std::atomic<long long> g_shortcuts_banded{0};
+
+struct Shortcut {
+  const Tensor* input = nullptr;
+  const ConvStage* conv = nullptr;
+  ConvGeometry g;
+};
+
+// One band of a normalised convolution: its rows, its primitive and the block
+// its input is written in; with a shortcut, the shortcut's rows and primitive
+// and the channel block of its output (1: plain).
+struct NormedBand {
+  ConvBand band;
+  std::shared_ptr<const ConvEntry> entry;
+  int64_t block = 0;
+  ConvBand shortcut_band;
+  std::shared_ptr<const ConvEntry> shortcut_entry;
+  int64_t shortcut_block = 0;
+};
+
+// The bands of act(norm(x)) -> conv (and the shortcut's), or false where a
+// band's layouts are not ones written or read here: the normalised input must
+// be oneDNN's channel blocks without padded channels or plain; the shortcut's
+// output any channel blocks or plain.
+bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Shortcut* shortcut,
+                       std::vector<NormedBand>& plan) {
+  size_t extra_row_bytes = 0;
+  if (shortcut) {
+    const ConvGeometry& gs = shortcut->g;
+    extra_row_bytes = static_cast<size_t>(gs.n * (gs.c * gs.w * shortcut->conv->params.stride_h +
+                                                  gs.o * gs.wo)) *
+                      sizeof(float);
+  }
+  for (const ConvBand& b :
+       conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params, extra_row_bytes)) {
+    NormedBand p;
+    p.band = b;
+    p.entry = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
+    const dnnl::memory::desc& d = p.entry->pd.src_desc();
+    p.block = whole_channel_block(d, g.n, g.c, b.in_rows, g.w);
+    if (p.block == 0 && d == dnnl::memory::desc({g.n, g.c, b.in_rows, g.w}, dt::f32, tag::nchw))
+      p.block = 1;
+    if (p.block == 0) return false;
+    if (shortcut) {
+      const ConvGeometry& gs = shortcut->g;
+      const ConvStage& sc = *shortcut->conv;
+      p.shortcut_band = band_of_rows(b.out_row, b.out_rows, gs.h, gs.ho, gs.kh, sc.params);
+      if (p.shortcut_band.in_rows <= 0) return false;  // rows of padding only
+      p.shortcut_entry = conv_entry(gs.n, gs.c, gs.w, gs.o, gs.kh, gs.kw, gs.wo, sc.params,
+                                    p.shortcut_band, sc.bias);
+      const dnnl::memory::desc& sd = p.shortcut_entry->pd.dst_desc();
+      p.shortcut_block = channel_block(sd, gs.n, gs.o, b.out_rows, gs.wo);
+      if (p.shortcut_block == 0 &&
+          sd == dnnl::memory::desc({gs.n, gs.o, b.out_rows, gs.wo}, dt::f32, tag::nchw))
+        p.shortcut_block = 1;
+      if (p.shortcut_block == 0) return false;
+    }
+    plan.push_back(std::move(p));
+  }
+  return true;
+}
+
+// The shortcut's output rows of band `p`, in its primitive's own layout.
+OwnedMemory shortcut_band_output(const Shortcut& sc, const NormedBand& p, dnnl::stream& s) {
+  const ConvGeometry& gs = sc.g;
+  const ConvBand& b = p.shortcut_band;
+  const ConvEntry& e = *p.shortcut_entry;
+  OwnedMemory src =
+      as_layout(OwnedMemory{dnnl::memory(rows_view(gs.n, gs.c, gs.h, gs.w, b.in_rows),
+                                         cpu_engine(),
+                                         const_cast<float*>(sc.input->data()) + b.in_row * gs.w),
+                            nullptr},
+                e.pd.src_desc(), s);
+  OwnedMemory dst = new_memory(e.pd.dst_desc());
+  execute_conv(e, src.mem, *sc.conv->weight, sc.conv->bias, dst.mem, s);
+  return dst;
+}
+
+// conv(act(norm(x))) plus `residual` or the shortcut's output (not both), or
+// nothing where plan_normed_bands finds no plan.
+std::optional<Tensor> normed_conv(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
+                   const ConvGeometry& g, const Tensor* residual, const Shortcut* shortcut,
+                   const char* op) {
+  std::vector<NormedBand> plan;
+  if (!plan_normed_bands(g, conv, shortcut, plan)) return std::nullopt;
+  const cpu::GroupNormAffine affine =
+      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps, op);
+  ++g_normed_convs_direct;
+  if (shortcut) ++g_shortcuts_banded;
+  g_bands_run += static_cast<long long>(plan.size() * (shortcut ? 2 : 1));
+  Tensor out = Tensor::uninitialized(g.out_shape());
+  dnnl::stream s(cpu_engine());
+  for (const NormedBand& p : plan) {
+    OwnedMemory skip;  // kept until the band's output has taken it
+    BandAddend addend{residual, conv.channel_add};
+    if (shortcut) {
+      skip = shortcut_band_output(*shortcut, p, s);
+      addend.band = static_cast<const float*>(skip.mem.get_data_handle());
+      addend.band_block = p.shortcut_block;
+    }
+    OwnedMemory src = new_memory(p.entry->pd.src_desc());
+    cpu::group_norm_act_rows(x, affine, norm.act, p.band.in_row, p.band.in_rows, p.block,
+                             static_cast<float*>(src.storage.get()));
+    run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band, addend,
+                   out.data(), s);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
@@ -535,37 +674,38 @@ Tensor CpuBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& no
   // The output takes one addend on its way out of oneDNN's layout; a time
   // embedding and a skip connection together (no model has both) run op by op.
   if (conv.channel_add && residual) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
-  // Each band's input must be oneDNN's nChw8c / nChw16c without padded
-  // channels, or plain; otherwise the norm writes a plain tensor as usual.
-  struct BandPlan {
-    ConvBand band;
-    std::shared_ptr<const ConvEntry> entry;
-    int64_t block;
+  std::optional<Tensor> out = normed_conv(x, norm, conv, g, residual, nullptr, op);
+  // Layouts not written here: the norm writes a plain tensor as usual.
+  if (!out) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
+  return activation_in_place(std::move(*out), conv.act);
+}
+
+Tensor CpuBackend::group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
+                                                  const ConvStage& conv, const Tensor& skip_input,
+                                                  const ConvStage& shortcut) {
+  const char* op = "group_norm_act_conv2d_shortcut";
+  auto op_by_op = [&] {
+    return Backend::group_norm_act_conv2d_shortcut(h, norm, conv, skip_input, shortcut);
   };
-  std::vector<BandPlan> plan;
-  for (const ConvBand& b : conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params)) {
-    auto e = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
-    const dnnl::memory::desc& d = e->pd.src_desc();
-    int64_t block = whole_channel_block(d, g.n, g.c, b.in_rows, g.w);
-    if (block == 0 && d == dnnl::memory::desc({g.n, g.c, b.in_rows, g.w}, dt::f32, tag::nchw))
-      block = 1;
-    if (block == 0) return Backend::group_norm_act_conv2d(x, norm, conv, residual);
-    plan.push_back(BandPlan{b, std::move(e), block});
-  }
-  const cpu::GroupNormAffine affine =
-      cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps, op);
-  ++g_normed_convs_direct;
-  g_bands_run += static_cast<long long>(plan.size());
-  Tensor out = Tensor::uninitialized(g.out_shape());
-  dnnl::stream s(cpu_engine());
-  for (const BandPlan& p : plan) {
-    OwnedMemory src = new_memory(p.entry->pd.src_desc());
-    cpu::group_norm_act_rows(x, affine, norm.act, p.band.in_row, p.band.in_rows, p.block,
-                             static_cast<float*>(src.storage.get()));
-    run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band, residual,
-                   conv.channel_add, out.data(), s);
-  }
-  return activation_in_place(std::move(out), conv.act);
+  if (!g_normed_direct_on.load()) return op_by_op();
+  cpu::check(conv.weight != nullptr && shortcut.weight != nullptr, op, "no convolution weights");
+  cpu::check(cpu::activation_span_knows(norm.act), op, "unknown activation");
+  const ConvGeometry g = conv_geometry(h.shape(), *conv.weight, conv.bias, conv.params, nullptr, op);
+  const Shortcut sc{&skip_input, &shortcut,
+                    conv_geometry(skip_input.shape(), *shortcut.weight, shortcut.bias,
+                                  shortcut.params, nullptr, op)};
+  cpu::check(sc.g.out_shape() == g.out_shape(), op,
+             "shortcut output " + shape_str(sc.g.out_shape()) + " does not match the output " +
+                 shape_str(g.out_shape()));
+  check_channel_add(conv.channel_add, g, op);
+  check_channel_add(shortcut.channel_add, sc.g, op);
+  // The output takes one addend (the shortcut's plain output band); anything
+  // on top of it (no model has it) runs op by op.
+  if (conv.channel_add || shortcut.channel_add || shortcut.act != Activation::kNone)
+    return op_by_op();
+  std::optional<Tensor> out = normed_conv(h, norm, conv, g, nullptr, &sc, op);
+  if (!out) return op_by_op();
+  return activation_in_place(std::move(*out), conv.act);
 }
 
 // One band of a stack: for every stage, the convolution band that computes
@@ -694,7 +834,7 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
       src = as_layout(std::move(dst), band.entry[k + 1]->pd.src_desc(), s);
     }
     run_into_plain(*band.entry.back(), std::move(src), *last.weight, last.bias, gl,
-                   band.stage.back(), residual, last.channel_add, out.data(), s);
+                   band.stage.back(), BandAddend{residual, last.channel_add}, out.data(), s);
   }
   return activation_in_place(std::move(out), last.act);
 }
@@ -720,6 +860,8 @@ long long conv_stacks_blocked() { return g_stacks_blocked.load(); }
 bool set_normed_convs_direct(bool on) { return g_normed_direct_on.exchange(on); }
 
 long long normed_convs_direct() { return g_normed_convs_direct.load(); }
+
+long long shortcuts_banded() { return g_shortcuts_banded.load(); }
 
 long long conv_bands_run() { return g_bands_run.load(); }
 
