@@ -633,8 +633,8 @@ OwnedMemory shortcut_band_output(const Shortcut& sc, const NormedBand& p, dnnl::
 // conv(act(norm(x))) plus `residual` or the shortcut's output (not both), or
 // nothing where plan_normed_bands finds no plan.
 std::optional<Tensor> normed_conv(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
-                   const ConvGeometry& g, const Tensor* residual, const Shortcut* shortcut,
-                   const char* op) {
+                                  const ConvGeometry& g, const Tensor* residual,
+                                  const Shortcut* shortcut, const char* op) {
   std::vector<NormedBand> plan;
   if (!plan_normed_bands(g, conv, shortcut, plan)) return std::nullopt;
   const cpu::GroupNormAffine affine =
@@ -699,7 +699,7 @@ Tensor CpuBackend::group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNo
                  shape_str(g.out_shape()));
   check_channel_add(conv.channel_add, g, op);
   check_channel_add(shortcut.channel_add, sc.g, op);
-  // The output takes one addend (the shortcut's plain output band); anything
+  // The output takes one addend (the shortcut's output band); anything
   // on top of it (no model has it) runs op by op.
   if (conv.channel_add || shortcut.channel_add || shortcut.act != Activation::kNone)
     return op_by_op();
