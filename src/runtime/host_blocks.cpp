@@ -64,15 +64,23 @@ void unmap_all(const std::vector<Block>& blocks) {
   for (const Block& b : blocks) munmap(b.ptr, b.bytes);
 }
 
+// The smallest cached block of `bytes` to `most` bytes (caller holds the
+// lock), or end().
+std::vector<Block>::iterator smallest_within(Cache& c, size_t bytes, size_t most) {
+  auto best = c.cached.end();
+  for (auto it = c.cached.begin(); it != c.cached.end(); ++it)
+    if (it->bytes >= bytes && it->bytes <= most &&
+        (best == c.cached.end() || it->bytes < best->bytes))
+      best = it;
+  return best;
+}
+
 // Takes out of the cache (caller holds the lock) blocks totalling at least
 // `bytes`, or all of it: the smallest single block that big if there is one
 // (one unmap, the least lost), else the oldest first.
 std::vector<Block> evict_for(Cache& c, size_t bytes) {
   std::vector<Block> out;
-  auto smallest = c.cached.end();
-  for (auto it = c.cached.begin(); it != c.cached.end(); ++it)
-    if (it->bytes >= bytes && (smallest == c.cached.end() || it->bytes < smallest->bytes))
-      smallest = it;
+  const auto smallest = smallest_within(c, bytes, SIZE_MAX);
   if (smallest != c.cached.end()) {
     out.push_back(*smallest);
     c.cached.erase(smallest);
@@ -133,11 +141,7 @@ std::shared_ptr<void> large_block(size_t wanted) {
     std::lock_guard<std::mutex> lock(c.mutex);
     // Best fit among blocks at most 1/16 larger: the same sizes recur from
     // frame to frame and step to step, and the slack stays small.
-    auto best = c.cached.end();
-    for (auto it = c.cached.begin(); it != c.cached.end(); ++it)
-      if (it->bytes >= bytes && it->bytes - bytes <= bytes / 16 &&
-          (best == c.cached.end() || it->bytes < best->bytes))
-        best = it;
+    const auto best = smallest_within(c, bytes, bytes + bytes / 16);
     if (best != c.cached.end()) {
       const Block b = *best;
       c.cached.erase(best);

@@ -405,6 +405,24 @@ void check_channel_add(const Tensor* channel_add, const ConvGeometry& g, const c
                  " is not [N, C] of the output " + shape_str(g.out_shape()));
 }
 
+// Input rows [b.in_row, b.in_row + b.in_rows) of the plain x (sizes `g`) in
+// the layout `wanted`: a view of x's storage when that is the layout, else a
+// reordered copy.
+OwnedMemory input_rows(const Tensor& x, const ConvGeometry& g, const ConvBand& b,
+                       const dnnl::memory::desc& wanted, dnnl::stream& s) {
+  const dnnl::memory view(rows_view(g.n, g.c, g.h, g.w, b.in_rows), cpu_engine(),
+                          const_cast<float*>(x.data()) + b.in_row * g.w);
+  return as_layout(OwnedMemory{view, nullptr}, wanted, s);
+}
+
+// The block `block` names (as channel_block gives it), else 1 when `d` is
+// the plain layout of an [n, c, h, w] tensor, else 0.
+int64_t block_or_plain(int64_t block, const dnnl::memory::desc& d, int64_t n, int64_t c,
+                       int64_t h, int64_t w) {
+  if (block != 0) return block;
+  return d == dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nchw) ? 1 : 0;
+}
+
 // Runs primitive `e` from `src` (already in its layout) into `dst`, with the
 // weights in the layout it wants (cached, see reordered_weights); waits for it.
 void execute_conv(const ConvEntry& e, const dnnl::memory& src, const Tensor& weight,
@@ -475,15 +493,15 @@ void run_into_plain(const ConvEntry& e, OwnedMemory src, const Tensor& weight,
   if (!addend.any()) return;
   const float* blocked = static_cast<const float*>(dst.get_data_handle());
   const int64_t plane = g.ho * g.wo;
+  auto unblock = [&](const auto& a) {
+    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
+  };
   if (addend.residual) {
-    const ResidualAddend a{addend.residual->data() + b.out_row * g.wo, plane};
-    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
+    unblock(ResidualAddend{addend.residual->data() + b.out_row * g.wo, plane});
   } else if (addend.channel_add) {
-    const ChannelAddend a{addend.channel_add->data()};
-    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
+    unblock(ChannelAddend{addend.channel_add->data()});
   } else {
-    const BlockedAddend a{addend.band, g.o, hw, addend.band_block};
-    add_unblocking_any(blocked, block, a, band_out, g.n, g.o, hw, plane);
+    unblock(BlockedAddend{addend.band, g.o, hw, addend.band_block});
   }
 }
 
@@ -500,11 +518,7 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor* bias,
   for (const ConvBand& b : bands) {
     const std::shared_ptr<const ConvEntry> e =
         conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, p, b, bias);
-    OwnedMemory src =
-        as_layout(OwnedMemory{dnnl::memory(rows_view(g.n, g.c, g.h, g.w, b.in_rows), cpu_engine(),
-                                           const_cast<float*>(x.data()) + b.in_row * g.w),
-                              nullptr},
-                  e->pd.src_desc(), s);
+    OwnedMemory src = input_rows(x, g, b, e->pd.src_desc(), s);
     run_into_plain(*e, std::move(src), weight, bias, g, b, BandAddend{residual}, out_data, s);
   }
   return out;
@@ -591,9 +605,8 @@ bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Short
     p.band = b;
     p.entry = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
     const dnnl::memory::desc& d = p.entry->pd.src_desc();
-    p.block = whole_channel_block(d, g.n, g.c, b.in_rows, g.w);
-    if (p.block == 0 && d == dnnl::memory::desc({g.n, g.c, b.in_rows, g.w}, dt::f32, tag::nchw))
-      p.block = 1;
+    p.block = block_or_plain(whole_channel_block(d, g.n, g.c, b.in_rows, g.w), d, g.n, g.c,
+                             b.in_rows, g.w);
     if (p.block == 0) return false;
     if (shortcut) {
       const ConvGeometry& gs = shortcut->g;
@@ -603,10 +616,8 @@ bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Short
       p.shortcut_entry = conv_entry(gs.n, gs.c, gs.w, gs.o, gs.kh, gs.kw, gs.wo, sc.params,
                                     p.shortcut_band, sc.bias);
       const dnnl::memory::desc& sd = p.shortcut_entry->pd.dst_desc();
-      p.shortcut_block = channel_block(sd, gs.n, gs.o, b.out_rows, gs.wo);
-      if (p.shortcut_block == 0 &&
-          sd == dnnl::memory::desc({gs.n, gs.o, b.out_rows, gs.wo}, dt::f32, tag::nchw))
-        p.shortcut_block = 1;
+      p.shortcut_block = block_or_plain(channel_block(sd, gs.n, gs.o, b.out_rows, gs.wo), sd,
+                                        gs.n, gs.o, b.out_rows, gs.wo);
       if (p.shortcut_block == 0) return false;
     }
     plan.push_back(std::move(p));
@@ -619,12 +630,7 @@ OwnedMemory shortcut_band_output(const Shortcut& sc, const NormedBand& p, dnnl::
   const ConvGeometry& gs = sc.g;
   const ConvBand& b = p.shortcut_band;
   const ConvEntry& e = *p.shortcut_entry;
-  OwnedMemory src =
-      as_layout(OwnedMemory{dnnl::memory(rows_view(gs.n, gs.c, gs.h, gs.w, b.in_rows),
-                                         cpu_engine(),
-                                         const_cast<float*>(sc.input->data()) + b.in_row * gs.w),
-                            nullptr},
-                e.pd.src_desc(), s);
+  OwnedMemory src = input_rows(*sc.input, gs, b, e.pd.src_desc(), s);
   OwnedMemory dst = new_memory(e.pd.dst_desc());
   execute_conv(e, src.mem, *sc.conv->weight, sc.conv->bias, dst.mem, s);
   return dst;
@@ -816,12 +822,7 @@ Tensor CpuBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& s
   Tensor out = Tensor::uninitialized(gl.out_shape());
   for (const StackBand& band : plan) {
     const ConvBand& b0 = band.stage[0];
-    OwnedMemory src =
-        as_layout(OwnedMemory{dnnl::memory(rows_view(g0.n, g0.c, g0.h, g0.w, b0.in_rows),
-                                           cpu_engine(),
-                                           const_cast<float*>(x.data()) + b0.in_row * g0.w),
-                              nullptr},
-                  band.entry[0]->pd.src_desc(), s);
+    OwnedMemory src = input_rows(x, g0, b0, band.entry[0]->pd.src_desc(), s);
     for (size_t k = 0; k + 1 < stages.size(); ++k) {
       const ConvEntry& e = *band.entry[k];
       const ConvStage& st = stages[k];
