@@ -104,19 +104,19 @@ Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tens
   const dim3 grid(static_cast<unsigned>((lq + kQueries - 1) / kQueries),
                   static_cast<unsigned>(heads), static_cast<unsigned>(batch));
   if (!reduced) {
-    attention_kernel<<<grid, kQueries, 0, c.stream>>>(q.raw_data(), k.raw_data(), v.raw_data(),
-                                                      out.raw_data(), lq, lk, width,
-                                                      static_cast<int>(d), scale, causal);
+    SDVSR_LAUNCH(attention_kernel<float>, grid, kQueries, c.stream)(
+        q.raw_data(), k.raw_data(), v.raw_data(), out.raw_data(), lq, lk, width,
+        static_cast<int>(d), scale, causal);
   } else {
     const cuda::Reduced q16 = c.reduced(q_in, false), k16 = c.reduced(k_in, false),
                         v16 = c.reduced(v_in, false);
     if (dtype_ == ComputeDtype::kFloat16)
-      attention_kernel<<<grid, kQueries, 0, c.stream>>>(
+      SDVSR_LAUNCH(attention_kernel<__half>, grid, kQueries, c.stream)(
           static_cast<const __half*>(q16.get()), static_cast<const __half*>(k16.get()),
           static_cast<const __half*>(v16.get()), out.raw_data(), lq, lk, width,
           static_cast<int>(d), scale, causal);
     else
-      attention_kernel<<<grid, kQueries, 0, c.stream>>>(
+      SDVSR_LAUNCH(attention_kernel<__nv_bfloat16>, grid, kQueries, c.stream)(
           static_cast<const __nv_bfloat16*>(q16.get()), static_cast<const __nv_bfloat16*>(k16.get()),
           static_cast<const __nv_bfloat16*>(v16.get()), out.raw_data(), lq, lk, width,
           static_cast<int>(d), scale, causal);

@@ -36,6 +36,14 @@ inline unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535LL * 1024 ? 65535LL * 1024 : b));
 }
 
+// A kernel launch: SDVSR_LAUNCH(kernel, grid, block, stream)(arguments...),
+// a template kernel named with its arguments (attention_kernel<float>). The
+// tests' CUDA emulator (tests/cuda_emulator/) runs the same source on the
+// host with a launch of its own.
+#ifndef SDVSR_LAUNCH
+#define SDVSR_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
+
 // Inside a kernel launched with blocks_for(n): every index i in [0, n), each
 // thread striding by the whole grid (the grid may be capped below n).
 #define SDVSR_GRID_STRIDE(i, n)                                                  \

@@ -90,7 +90,7 @@ int normalise_dim(int dim, int64_t rank, const char* op) {
 
 void cuda::add_row_bias(Context& c, float* y, const float* bias, int64_t rows, int64_t cols) {
   const int64_t n = rows * cols;
-  if (n) row_bias_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(y, bias, n, cols);
+  if (n) SDVSR_LAUNCH(row_bias_kernel, blocks_for(n), kThreads, c.stream)(y, bias, n, cols);
   check_launch("bias");
 }
 
@@ -99,7 +99,9 @@ Tensor CudaBackend::activation(const Tensor& x_in, Activation a) {
   const Tensor x = c.input(x_in);
   Tensor out = c.empty(x.shape());
   const int64_t n = x.numel();
-  if (n) activation_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), out.raw_data(), n, a);
+  if (n)
+    SDVSR_LAUNCH(activation_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), out.raw_data(), n, a);
   cuda::check_launch("activation");
   return out;
 }
@@ -112,8 +114,8 @@ static Tensor binary(cuda::Context& c, const Tensor& a_in, const Tensor& b_in, B
   Tensor out = c.empty(a.shape());
   const int64_t n = a.numel();
   if (n)
-    binary_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(a.raw_data(), b.raw_data(),
-                                                            out.raw_data(), n, op);
+    SDVSR_LAUNCH(binary_kernel, blocks_for(n), kThreads, c.stream)(
+        a.raw_data(), b.raw_data(), out.raw_data(), n, op);
   cuda::check_launch(name);
   return out;
 }
@@ -127,7 +129,9 @@ Tensor CudaBackend::scale(const Tensor& x_in, float s) {
   const Tensor x = c.input(x_in);
   Tensor out = c.empty(x.shape());
   const int64_t n = x.numel();
-  if (n) scale_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), out.raw_data(), n, s);
+  if (n)
+    SDVSR_LAUNCH(scale_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), out.raw_data(), n, s);
   cuda::check_launch("scale");
   return out;
 }
@@ -137,7 +141,9 @@ Tensor CudaBackend::add_scalar(const Tensor& x_in, float s) {
   const Tensor x = c.input(x_in);
   Tensor out = c.empty(x.shape());
   const int64_t n = x.numel();
-  if (n) add_scalar_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), out.raw_data(), n, s);
+  if (n)
+    SDVSR_LAUNCH(add_scalar_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), out.raw_data(), n, s);
   cuda::check_launch("add_scalar");
   return out;
 }
@@ -147,7 +153,9 @@ Tensor CudaBackend::clamp(const Tensor& x_in, float lo, float hi) {
   const Tensor x = c.input(x_in);
   Tensor out = c.empty(x.shape());
   const int64_t n = x.numel();
-  if (n) clamp_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), out.raw_data(), n, lo, hi);
+  if (n)
+    SDVSR_LAUNCH(clamp_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), out.raw_data(), n, lo, hi);
   cuda::check_launch("clamp");
   return out;
 }
@@ -163,8 +171,8 @@ Tensor CudaBackend::add_channel_bias(const Tensor& x_in, const Tensor& b_in) {
   Tensor out = c.empty(x.shape());
   const int64_t n = x.numel(), hw = x.size(2) * x.size(3);
   if (n)
-    channel_bias_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), b.raw_data(),
-                                                                  out.raw_data(), n, hw);
+    SDVSR_LAUNCH(channel_bias_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), b.raw_data(), out.raw_data(), n, hw);
   cuda::check_launch("add_channel_bias");
   return out;
 }
@@ -253,7 +261,9 @@ Tensor CudaBackend::permute(const Tensor& x_in, const std::vector<int>& perm) {
   }
   Tensor out = c.empty(out_shape);
   const int64_t n = out.numel();
-  if (n) permute_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x.raw_data(), out.raw_data(), n, g);
+  if (n)
+    SDVSR_LAUNCH(permute_kernel, blocks_for(n), kThreads, c.stream)(
+        x.raw_data(), out.raw_data(), n, g);
   cuda::check_launch("permute");
   return out;
 }

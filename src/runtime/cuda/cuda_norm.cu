@@ -136,7 +136,7 @@ struct RowStats {
 RowStats row_stats(cuda::Context& c, const Tensor& x, int64_t rows, int64_t len, float eps) {
   RowStats s{c.empty({rows}), c.empty({rows})};
   if (rows > 0)
-    row_moments_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, c.stream>>>(
+    SDVSR_LAUNCH(row_moments_kernel, static_cast<unsigned>(rows), kRowThreads, c.stream)(
         x.raw_data(), len, eps, s.mean.raw_data(), s.rstd.raw_data());
   cuda::check_launch("norm statistics");
   return s;
@@ -167,7 +167,7 @@ Tensor CudaBackend::group_norm(const Tensor& x_in, int groups, const Tensor* gam
   if (total == 0) return out;
   const RowStats s = row_stats(ctx, x, n * groups, cg * spatial, eps);
   Tensor g, b;
-  group_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+  SDVSR_LAUNCH(group_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
       x.raw_data(), out.raw_data(), total, c, spatial, cg, groups, s.mean.raw_data(),
       s.rstd.raw_data(), optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b));
   cuda::check_launch("group_norm");
@@ -188,7 +188,7 @@ Tensor CudaBackend::layer_norm(const Tensor& x_in, const Tensor* gamma, const Te
   if (total == 0) return out;
   const RowStats s = row_stats(ctx, x, rows, width, eps);
   Tensor g, b;
-  layer_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+  SDVSR_LAUNCH(layer_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
       x.raw_data(), out.raw_data(), total, width, s.mean.raw_data(), s.rstd.raw_data(),
       optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b));
   cuda::check_launch("layer_norm");
@@ -212,7 +212,7 @@ Tensor CudaBackend::batch_norm(const Tensor& x_in, const Tensor& running_mean,
   const int64_t total = x.numel();
   if (total == 0) return out;
   Tensor g, b;
-  batch_norm_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+  SDVSR_LAUNCH(batch_norm_kernel, blocks_for(total), kThreads, ctx.stream)(
       x.raw_data(), out.raw_data(), total, c, spatial, rm.raw_data(), rv.raw_data(),
       optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b), eps);
   cuda::check_launch("batch_norm");
@@ -230,7 +230,7 @@ Tensor CudaBackend::instance_norm(const Tensor& x_in, float eps) {
   const int64_t total = x.numel();
   if (total == 0) return out;
   const RowStats s = row_stats(ctx, x, rows, spatial, eps);
-  instance_apply_kernel<<<blocks_for(total), kThreads, 0, ctx.stream>>>(
+  SDVSR_LAUNCH(instance_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
       x.raw_data(), out.raw_data(), total, spatial, s.mean.raw_data(), s.rstd.raw_data());
   cuda::check_launch("instance_norm");
   return out;
@@ -244,7 +244,7 @@ Tensor CudaBackend::softmax(const Tensor& x_in) {
   const Tensor x = ctx.input(x_in);
   Tensor out = ctx.empty(x.shape());
   if (rows > 0)
-    softmax_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, ctx.stream>>>(
+    SDVSR_LAUNCH(softmax_kernel, static_cast<unsigned>(rows), kRowThreads, ctx.stream)(
         x.raw_data(), out.raw_data(), width);
   cuda::check_launch("softmax");
   return out;

@@ -217,8 +217,8 @@ Tensor CudaBackend::correlation_volume(const Tensor& f1_in, const Tensor& f2_in)
                                         static_cast<int>(n)),
               "correlation_volume (cublasSgemmStridedBatched)");
   const int64_t total = out.numel();
-  divide_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(out.raw_data(), total,
-                                                              std::sqrt(static_cast<float>(ch)));
+  SDVSR_LAUNCH(divide_kernel, blocks_for(total), kThreads, c.stream)(
+      out.raw_data(), total, std::sqrt(static_cast<float>(ch)));
   cuda::check_launch("correlation_volume");
   return out;
 }
@@ -241,9 +241,8 @@ Tensor CudaBackend::raft_corr_lookup(const std::vector<Tensor>& pyramid, const T
   const int64_t L = static_cast<int64_t>(levels.size());
   Tensor out = c.empty({N, L * side * side, h, w});
   if (P == 0 || L == 0) return out;
-  lookup_kernel<<<blocks_for(P), kThreads, 0, c.stream>>>(levels_of(levels, false),
-                                                          coords.raw_data(), out.raw_data(), N,
-                                                          h * w, radius);
+  SDVSR_LAUNCH(lookup_kernel, blocks_for(P), kThreads, c.stream)(
+      levels_of(levels, false), coords.raw_data(), out.raw_data(), N, h * w, radius);
   cuda::check_launch("raft_corr_lookup");
   return out;
 }
@@ -272,7 +271,7 @@ Tensor CudaBackend::raft_corr_lookup_direct(const Tensor& fmap1_in,
   const int64_t side = 2 * radius + 1, L = static_cast<int64_t>(levels.size()), P = N * h * w;
   Tensor out = c.empty({N, L * side * side, h, w});
   if (P == 0 || L == 0) return out;
-  lookup_direct_kernel<<<blocks_for(P), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(lookup_direct_kernel, blocks_for(P), kThreads, c.stream)(
       levels_of(levels, true), fmap1.raw_data(), coords.raw_data(), out.raw_data(), N, h * w, C,
       radius, std::sqrt(static_cast<float>(C)));
   cuda::check_launch("raft_corr_lookup_direct");
@@ -295,7 +294,7 @@ Tensor CudaBackend::raft_convex_upsample(const Tensor& flow_in, const Tensor& ma
   Tensor out = c.empty({N, 2, h * f, w * f});
   const int64_t total = N * h * f * w * f;
   if (total == 0) return out;
-  convex_upsample_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(convex_upsample_kernel, blocks_for(total), kThreads, c.stream)(
       flow.raw_data(), mask.raw_data(), out.raw_data(), N, h, w, f);
   cuda::check_launch("raft_convex_upsample");
   return out;

@@ -43,9 +43,10 @@ void round_to_reduced(Context& c, const float* x, void* y, int64_t n, ComputeDty
   require_reduced(dtype, "round_to_reduced");
   if (n <= 0) return;
   if (dtype == ComputeDtype::kFloat16)
-    to_half_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(x, static_cast<__half*>(y), n);
+    SDVSR_LAUNCH(to_half_kernel, blocks_for(n), kThreads, c.stream)(
+        x, static_cast<__half*>(y), n);
   else
-    to_bfloat16_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(
+    SDVSR_LAUNCH(to_bfloat16_kernel, blocks_for(n), kThreads, c.stream)(
         x, static_cast<__nv_bfloat16*>(y), n);
   check_launch("round_to_reduced");
 }
@@ -55,10 +56,10 @@ void widen_add_channel_bias(Context& c, const void* y16, float* y, const float* 
   require_reduced(dtype, "widen_add_channel_bias");
   if (n <= 0) return;
   if (dtype == ComputeDtype::kFloat16)
-    widen_bias_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(static_cast<const __half*>(y16), y,
-                                                                bias, n, hw, channels);
+    SDVSR_LAUNCH(widen_bias_kernel<__half>, blocks_for(n), kThreads, c.stream)(
+        static_cast<const __half*>(y16), y, bias, n, hw, channels);
   else
-    widen_bias_kernel<<<blocks_for(n), kThreads, 0, c.stream>>>(
+    SDVSR_LAUNCH(widen_bias_kernel<__nv_bfloat16>, blocks_for(n), kThreads, c.stream)(
         static_cast<const __nv_bfloat16*>(y16), y, bias, n, hw, channels);
   check_launch("widen_add_channel_bias");
 }

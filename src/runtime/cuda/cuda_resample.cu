@@ -133,7 +133,7 @@ Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t ou
   const auto wy = device_vector(c, kind, h, out_h, align_corners, 1, ty.weight);
   const auto ix = device_vector(c, kind, w, out_w, align_corners, 0, tx.index);
   const auto wx = device_vector(c, kind, w, out_w, align_corners, 1, tx.weight);
-  separable_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(separable_kernel, blocks_for(total), kThreads, c.stream)(
       x.raw_data(), out.raw_data(), total, x.size(2), x.size(3), out_h, out_w, ty.taps,
       static_cast<const int64_t*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
       static_cast<const int64_t*>(ix.get()), static_cast<const float*>(wx.get()));
@@ -157,7 +157,7 @@ Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t 
   if (total == 0) return out;
   const auto dy = device_vector(c, TableKind::kNearest, h, out_h, false, 0, iy);
   const auto dx = device_vector(c, TableKind::kNearest, w, out_w, false, 0, ix);
-  nearest_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(nearest_kernel, blocks_for(total), kThreads, c.stream)(
       x.raw_data(), out.raw_data(), total, h, w, out_h, out_w,
       static_cast<const int64_t*>(dy.get()), static_cast<const int64_t*>(dx.get()));
   cuda::check_launch("upsample_nearest");
@@ -198,7 +198,7 @@ Tensor CudaBackend::grid_sample(const Tensor& x_in, const Tensor& grid_in, GridS
   Tensor out = c.empty({n, ch, ho, wo});
   const int64_t positions = n * ho * wo;
   if (positions == 0 || ch == 0) return out;
-  grid_sample_kernel<<<blocks_for(positions), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(grid_sample_kernel, blocks_for(positions), kThreads, c.stream)(
       x.raw_data(), grid.raw_data(), out.raw_data(), n, ch, h, w, ho, wo,
       mode == GridSampleMode::kNearest, align_corners, sx, sy);
   cuda::check_launch("grid_sample");
@@ -216,7 +216,7 @@ Tensor CudaBackend::avg_pool2d(const Tensor& x_in, int kernel, int stride) {
   Tensor out = c.empty({x.size(0), x.size(1), ho, wo});
   const int64_t total = out.numel();
   if (total == 0) return out;
-  avg_pool_kernel<<<blocks_for(total), kThreads, 0, c.stream>>>(
+  SDVSR_LAUNCH(avg_pool_kernel, blocks_for(total), kThreads, c.stream)(
       x.raw_data(), out.raw_data(), total, h, w, ho, wo, kernel, stride,
       static_cast<float>(kernel * kernel));
   cuda::check_launch("avg_pool2d");
