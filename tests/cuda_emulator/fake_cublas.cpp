@@ -14,7 +14,7 @@
 // the product is one float32 sum in k order, one fused multiply-add a step
 // (a GPU's FFMA; large products: oneDNN's sgemm, see kLargeProduct), then
 // scaled; 16-bit operands are widened exactly and a 16-bit C is rounded to
-// nearest even. The math mode is stored and reported but
+// nearest even. The math mode is checked and stored but
 // changes nothing: no TF32 or other reduced-precision emulation.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -32,6 +32,7 @@
 #include <dnnl.h>
 
 #include "cuda_emulator/emulated_device.h"
+#include "cuda_emulator/emulated_elements.h"
 
 // The opaque handle cublas_api.h declares.
 struct cublasContext {
@@ -75,9 +76,10 @@ cublasStatus_t check_handle(cublasHandle_t h, const char* what) {
 
 // ---- element types ----
 
-enum class Elem { kF32, kF16, kBF16 };
-
-size_t elem_size(Elem e) { return e == Elem::kF32 ? 4 : 2; }
+using emu::Elem;
+using emu::elem_size;
+using emu::load;
+using emu::store;
 
 const char* elem_name(Elem e) {
   switch (e) {
@@ -95,23 +97,6 @@ bool elem_of(cudaDataType t, Elem* e) {
     case CUDA_R_16F: *e = Elem::kF16; return true;
     case CUDA_R_16BF: *e = Elem::kBF16; return true;
     default: return false;
-  }
-}
-
-float load(const void* p, int64_t i, Elem e) {
-  switch (e) {
-    case Elem::kF32: return static_cast<const float*>(p)[i];
-    case Elem::kF16: return __half2float(static_cast<const __half*>(p)[i]);
-    case Elem::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  }
-  return 0.f;
-}
-
-void store(void* p, int64_t i, Elem e, float v) {
-  switch (e) {
-    case Elem::kF32: static_cast<float*>(p)[i] = v; return;
-    case Elem::kF16: static_cast<__half*>(p)[i] = __float2half_rn(v); return;
-    case Elem::kBF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); return;
   }
 }
 
@@ -316,14 +301,6 @@ cublasStatus_t CUBLASWINAPI cublasSetStream_v2(cublasHandle_t handle, cudaStream
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t CUBLASWINAPI cublasGetStream_v2(cublasHandle_t handle, cudaStream_t* streamId) {
-  if (cublasStatus_t s = check_handle(handle, "cublasGetStream"); s != CUBLAS_STATUS_SUCCESS)
-    return s;
-  if (!streamId) return CUBLAS_STATUS_INVALID_VALUE;
-  *streamId = handle->stream;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
 cublasStatus_t CUBLASWINAPI cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
   if (cublasStatus_t s = check_handle(handle, "cublasSetMathMode"); s != CUBLAS_STATUS_SUCCESS)
     return s;
@@ -342,14 +319,6 @@ cublasStatus_t CUBLASWINAPI cublasSetMathMode(cublasHandle_t handle, cublasMath_
       return CUBLAS_STATUS_INVALID_VALUE;
   }
   handle->math = mode;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t CUBLASWINAPI cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
-  if (cublasStatus_t s = check_handle(handle, "cublasGetMathMode"); s != CUBLAS_STATUS_SUCCESS)
-    return s;
-  if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
-  *mode = handle->math;
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "cuda_emulator/emulated_device.h"
+#include "cuda_emulator/emulated_elements.h"
 #include "runtime/backend.h"
 #include "runtime/tensor.h"
 
@@ -146,9 +147,10 @@ cudnnStatus_t destroy(T* p, const char* what, const char* kind) {
 
 // ---- element types ----
 
-enum class Elem { kF32, kF16, kBF16 };
-
-size_t elem_size(Elem e) { return e == Elem::kF32 ? 4 : 2; }
+using emu::Elem;
+using emu::elem_size;
+using emu::load;
+using emu::store;
 
 Elem elem_of(cudnnDataType_t t) {
   return t == CUDNN_DATA_HALF ? Elem::kF16 : t == CUDNN_DATA_BFLOAT16 ? Elem::kBF16 : Elem::kF32;
@@ -174,23 +176,6 @@ cudnnStatus_t check_type_and_format(cudnnDataType_t type, cudnnTensorFormat_t fo
 
 const char* type_name(cudnnDataType_t t) {
   return t == CUDNN_DATA_HALF ? "float16" : t == CUDNN_DATA_BFLOAT16 ? "bfloat16" : "float32";
-}
-
-float load(const void* p, int64_t i, Elem e) {
-  switch (e) {
-    case Elem::kF32: return static_cast<const float*>(p)[i];
-    case Elem::kF16: return __half2float(static_cast<const __half*>(p)[i]);
-    case Elem::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  }
-  return 0.f;
-}
-
-void store(void* p, int64_t i, Elem e, float v) {
-  switch (e) {
-    case Elem::kF32: static_cast<float*>(p)[i] = v; return;
-    case Elem::kF16: static_cast<__half*>(p)[i] = __float2half_rn(v); return;
-    case Elem::kBF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); return;
-  }
 }
 
 std::vector<float> widen(const void* p, int64_t count, Elem e) {
@@ -405,13 +390,6 @@ cudnnStatus_t CUDNNWINAPI cudnnSetStream(cudnnHandle_t handle, cudaStream_t stre
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t CUDNNWINAPI cudnnGetStream(cudnnHandle_t handle, cudaStream_t* streamId) {
-  if (cudnnStatus_t s = check_handle(handle, "cudnnGetStream"); s != CUDNN_STATUS_SUCCESS) return s;
-  if (!streamId) return CUDNN_STATUS_BAD_PARAM;
-  *streamId = handle->stream;
-  return CUDNN_STATUS_SUCCESS;
-}
-
 // ---- tensor and filter descriptors ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* tensorDesc) {
@@ -507,22 +485,6 @@ cudnnStatus_t CUDNNWINAPI cudnnSetConvolutionMathType(cudnnConvolutionDescriptor
   const int m = static_cast<int>(mathType);
   if (m < CUDNN_DEFAULT_MATH || m > CUDNN_FMA_MATH) return CUDNN_STATUS_BAD_PARAM;
   convDesc->math = mathType;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t CUDNNWINAPI cudnnGetConvolution2dForwardOutputDim(
-    const cudnnConvolutionDescriptor_t convDesc, const cudnnTensorDescriptor_t inputTensorDesc,
-    const cudnnFilterDescriptor_t filterDesc, int* n, int* c, int* h, int* w) {
-  if (!n || !c || !h || !w) return CUDNN_STATUS_BAD_PARAM;
-  ConvGeom g{};
-  if (cudnnStatus_t s = conv_geometry("cudnnGetConvolution2dForwardOutputDim", inputTensorDesc,
-                                      filterDesc, convDesc, nullptr, false, &g);
-      s != CUDNN_STATUS_SUCCESS)
-    return s;
-  *n = static_cast<int>(g.n);
-  *c = static_cast<int>(g.k);
-  *h = static_cast<int>(g.p);
-  *w = static_cast<int>(g.q);
   return CUDNN_STATUS_SUCCESS;
 }
 
