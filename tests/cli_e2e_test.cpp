@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_helpers.h"
 #include "golden.h"
 #include "media/image_io.h"
 #include "run_program.h"
@@ -17,21 +18,8 @@ namespace sdvsr {
 namespace {
 
 using test::golden_path;
+using test::combined_noise_file;
 using test::run_program;
-
-// One noise file for both golden sequences: '<sequence>/frame{k}.init_latents'.
-std::string combined_noise_file(const std::string& dir) {
-  std::map<std::string, Tensor> t;
-  for (const std::string seq : {"seq_a", "seq_odd"}) {
-    auto f = SafetensorsFile::open(golden_path("tiny/cases/e2e_" + seq + ".safetensors"));
-    for (int k = 0; f->has("frame" + std::to_string(k) + ".init_latents"); ++k)
-      t[seq + "/frame" + std::to_string(k) + ".init_latents"] =
-          f->tensor("frame" + std::to_string(k) + ".init_latents").clone();
-  }
-  const std::string path = dir + "/noise.safetensors";
-  save_safetensors(path, t);
-  return path;
-}
 
 int line_count(const std::string& s) {
   int n = 0;

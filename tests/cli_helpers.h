@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers for the sdvsr command-line tests: synthetic frame folders,
-// environment overrides, and a child process that can be signalled.
+// environment overrides, a child process that can be signalled, and the golden
+// sequences' noise in one file.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "golden.h"
 #include "media/image_io.h"
 #include "run_program.h"
+#include "weights/safetensors.h"
 
 namespace sdvsr::test {
 
@@ -104,6 +107,21 @@ inline int line_count(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';
   return n;
+}
+
+// One noise file for both golden e2e sequences ('<sequence>/frame{k}.init_latents'),
+// written into `dir`: the CLI's --noise.
+inline std::string combined_noise_file(const std::string& dir) {
+  std::map<std::string, Tensor> t;
+  for (const std::string seq : {"seq_a", "seq_odd"}) {
+    auto f = SafetensorsFile::open(golden_path("tiny/cases/e2e_" + seq + ".safetensors"));
+    for (int k = 0; f->has("frame" + std::to_string(k) + ".init_latents"); ++k)
+      t[seq + "/frame" + std::to_string(k) + ".init_latents"] =
+          f->tensor("frame" + std::to_string(k) + ".init_latents").clone();
+  }
+  const std::string path = dir + "/noise.safetensors";
+  save_safetensors(path, t);
+  return path;
 }
 
 }  // namespace sdvsr::test

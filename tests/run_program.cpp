@@ -24,7 +24,7 @@ std::string read_file_bytes(const std::string& path) {
 }
 
 std::string program_path(const std::string& program) {
-  return std::string(SDVSR_BINARY_DIR) + "/" + program;
+  return std::string(SDVSR_BINARY_DIR) + "/" + program + SDVSR_PROGRAM_SUFFIX;
 }
 
 pid_t spawn_command(const std::vector<std::string>& args, const std::string& out_path,

@@ -25,7 +25,8 @@ ProgramResult run_command(const std::vector<std::string>& argv);
 
 // `program` is a name in the build folder (e.g. "sdvsr"); throws when it cannot be started.
 ProgramResult run_program(const std::string& program, const std::vector<std::string>& args);
-// Its full path.
+// Its full path (in the CUDA emulator's tests, the name + "-emulated": the
+// program linked with the emulated engine).
 std::string program_path(const std::string& program);
 
 // A file's bytes ("" when it cannot be read).

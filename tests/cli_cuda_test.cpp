@@ -1,0 +1,75 @@
+// sdvsr --device cuda end to end on the golden model with the saved noise: the
+// program's GPU path (device choice, the denoising step recorded as a CUDA
+// graph, the next frame's flow on a second stream) writes the original's
+// frames in float32, and frames above 40 dB PSNR in bfloat16. Skipped without
+// a GPU; the CUDA emulator's tests run it against sdvsr-emulated.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cli_helpers.h"
+#include "cuda_test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace sdvsr {
+namespace {
+
+using test::golden_path;
+
+struct FrameDifference {
+  size_t values = 0, differ = 0, worse = 0;  // worse: by more than one level
+  double psnr_db = INFINITY;
+};
+
+FrameDifference compare(const Image& got, const Image& ref) {
+  FrameDifference d;
+  d.values = ref.rgb.size();
+  double squared = 0;
+  for (size_t i = 0; i < ref.rgb.size(); ++i) {
+    const int e = std::abs(int(got.rgb[i]) - int(ref.rgb[i]));
+    d.differ += e != 0;
+    d.worse += e > 1;
+    squared += double(e) * e;
+  }
+  if (squared > 0) d.psnr_db = 10 * std::log10(255.0 * 255.0 * double(d.values) / squared);
+  return d;
+}
+
+TEST(CliCuda, GoldenSequencesOnTheGpuGiveTheOriginalsFrames) {
+  REQUIRE_CUDA();
+  const std::string dir = test::temp_dir("cli-cuda");
+  const std::string noise = test::combined_noise_file(dir);
+  for (const std::string dtype : {"float32", "bfloat16"}) {
+    SCOPED_TRACE(dtype);
+    const std::string out = dir + "/" + dtype;
+    const auto r = test::run_program(
+        "sdvsr", {"--model_id", golden_path("tiny"), "--in_path",
+                  golden_path("tiny/cases/e2e/input"), "--out_path", out, "--noise", noise,
+                  "--device", "cuda", "--dtype", dtype, "--cuda-graphs", "on", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    int frames = 0;
+    for (const std::string seq : {"seq_a", "seq_odd"}) {
+      for (const auto& e : fs::directory_iterator(golden_path("tiny/cases/e2e/output/" + seq))) {
+        SCOPED_TRACE(e.path().string());
+        const Image ref = read_image(e.path().string());
+        const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
+        ASSERT_EQ(got.width, ref.width);
+        ASSERT_EQ(got.height, ref.height);
+        const FrameDifference d = compare(got, ref);
+        if (dtype == "float32") {  // the CPU program's bound (cli_e2e_test.cpp)
+          EXPECT_EQ(d.worse, 0u);
+          EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
+        } else {
+          EXPECT_GE(d.psnr_db, 40.0);
+        }
+        ++frames;
+      }
+    }
+    EXPECT_EQ(frames, 5);
+  }
+}
+
+}  // namespace
+}  // namespace sdvsr
