@@ -5,7 +5,6 @@
 // a GPU; the CUDA emulator's tests run it against sdvsr-emulated.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <filesystem>
 
 #include "cli_helpers.h"
@@ -17,25 +16,6 @@ namespace sdvsr {
 namespace {
 
 using test::golden_path;
-
-struct FrameDifference {
-  size_t values = 0, differ = 0, worse = 0;  // worse: by more than one level
-  double psnr_db = INFINITY;
-};
-
-FrameDifference compare(const Image& got, const Image& ref) {
-  FrameDifference d;
-  d.values = ref.rgb.size();
-  double squared = 0;
-  for (size_t i = 0; i < ref.rgb.size(); ++i) {
-    const int e = std::abs(int(got.rgb[i]) - int(ref.rgb[i]));
-    d.differ += e != 0;
-    d.worse += e > 1;
-    squared += double(e) * e;
-  }
-  if (squared > 0) d.psnr_db = 10 * std::log10(255.0 * 255.0 * double(d.values) / squared);
-  return d;
-}
 
 TEST(CliCuda, GoldenSequencesOnTheGpuGiveTheOriginalsFrames) {
   REQUIRE_CUDA();
@@ -57,7 +37,7 @@ TEST(CliCuda, GoldenSequencesOnTheGpuGiveTheOriginalsFrames) {
         const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
         ASSERT_EQ(got.width, ref.width);
         ASSERT_EQ(got.height, ref.height);
-        const FrameDifference d = compare(got, ref);
+        const test::FrameDifference d = test::frame_difference(got, ref);
         if (dtype == "float32") {  // the CPU program's bound (cli_e2e_test.cpp)
           EXPECT_EQ(d.worse, 0u);
           EXPECT_LE(double(d.differ), 1e-3 * double(d.values));

@@ -43,14 +43,9 @@ TEST(CliE2E, GoldenSequencesThroughTheCliMatchTheOriginalsFrames) {
       const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
       ASSERT_EQ(got.width, ref.width);
       ASSERT_EQ(got.height, ref.height);
-      size_t differ = 0, worse = 0;
-      for (size_t i = 0; i < ref.rgb.size(); ++i) {
-        const int d = std::abs(int(got.rgb[i]) - int(ref.rgb[i]));
-        differ += d != 0;
-        worse += d > 1;
-      }
-      EXPECT_EQ(worse, 0u);
-      EXPECT_LE(double(differ), 1e-3 * double(ref.rgb.size()));
+      const test::FrameDifference d = test::frame_difference(got, ref);
+      EXPECT_EQ(d.worse, 0u);
+      EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
       ++frames;
     }
   }

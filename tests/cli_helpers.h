@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,27 @@ inline std::string combined_noise_file(const std::string& dir) {
   const std::string path = dir + "/noise.safetensors";
   save_safetensors(path, t);
   return path;
+}
+
+// How an 8-bit frame differs from a reference of the same size: values that
+// differ at all, values off by more than one level, and the PSNR (inf when equal).
+struct FrameDifference {
+  size_t values = 0, differ = 0, worse = 0;
+  double psnr_db = INFINITY;
+};
+
+inline FrameDifference frame_difference(const Image& got, const Image& ref) {
+  FrameDifference d;
+  d.values = ref.rgb.size();
+  double squared = 0;
+  for (size_t i = 0; i < ref.rgb.size(); ++i) {
+    const int e = std::abs(int(got.rgb[i]) - int(ref.rgb[i]));
+    d.differ += e != 0;
+    d.worse += e > 1;
+    squared += double(e) * e;
+  }
+  if (squared > 0) d.psnr_db = 10 * std::log10(255.0 * 255.0 * double(d.values) / squared);
+  return d;
 }
 
 }  // namespace sdvsr::test
