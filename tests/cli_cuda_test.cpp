@@ -5,12 +5,8 @@
 // a GPU; the CUDA emulator's tests run it against sdvsr-emulated.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "cli_helpers.h"
 #include "cuda_test_support.h"
-
-namespace fs = std::filesystem;
 
 namespace sdvsr {
 namespace {
@@ -29,24 +25,14 @@ TEST(CliCuda, GoldenSequencesOnTheGpuGiveTheOriginalsFrames) {
                   golden_path("tiny/cases/e2e/input"), "--out_path", out, "--noise", noise,
                   "--device", "cuda", "--dtype", dtype, "--cuda-graphs", "on", "-q"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    int frames = 0;
-    for (const std::string seq : {"seq_a", "seq_odd"}) {
-      for (const auto& e : fs::directory_iterator(golden_path("tiny/cases/e2e/output/" + seq))) {
-        SCOPED_TRACE(e.path().string());
-        const Image ref = read_image(e.path().string());
-        const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
-        ASSERT_EQ(got.width, ref.width);
-        ASSERT_EQ(got.height, ref.height);
-        const test::FrameDifference d = test::frame_difference(got, ref);
-        if (dtype == "float32") {  // the CPU program's bound (cli_e2e_test.cpp)
-          EXPECT_EQ(d.worse, 0u);
-          EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
-        } else {
-          EXPECT_GE(d.psnr_db, 40.0);
-        }
-        ++frames;
+    const int frames = test::check_golden_frames(out, [&](const test::FrameDifference& d) {
+      if (dtype == "float32") {  // the CPU program's bound (cli_e2e_test.cpp)
+        EXPECT_EQ(d.worse, 0u);
+        EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
+      } else {
+        EXPECT_GE(d.psnr_db, 40.0);
       }
-    }
+    });
     EXPECT_EQ(frames, 5);
   }
 }

@@ -35,20 +35,10 @@ TEST(CliE2E, GoldenSequencesThroughTheCliMatchTheOriginalsFrames) {
                                  golden_path("tiny/cases/e2e/input"), "--out_path", out, "--noise",
                                  noise, "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  int frames = 0;
-  for (const std::string seq : {"seq_a", "seq_odd"}) {
-    for (const auto& e : fs::directory_iterator(golden_path("tiny/cases/e2e/output/" + seq))) {
-      SCOPED_TRACE(e.path().string());
-      const Image ref = read_image(e.path().string());
-      const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
-      ASSERT_EQ(got.width, ref.width);
-      ASSERT_EQ(got.height, ref.height);
-      const test::FrameDifference d = test::frame_difference(got, ref);
-      EXPECT_EQ(d.worse, 0u);
-      EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
-      ++frames;
-    }
-  }
+  const int frames = test::check_golden_frames(out, [](const test::FrameDifference& d) {
+    EXPECT_EQ(d.worse, 0u);
+    EXPECT_LE(double(d.differ), 1e-3 * double(d.values));
+  });
   EXPECT_EQ(frames, 5);
 }
 

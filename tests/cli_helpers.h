@@ -10,11 +10,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "golden.h"
 #include "media/image_io.h"
@@ -144,6 +147,28 @@ inline FrameDifference frame_difference(const Image& got, const Image& ref) {
   }
   if (squared > 0) d.psnr_db = 10 * std::log10(255.0 * 255.0 * double(d.values) / squared);
   return d;
+}
+
+// Each frame of the golden e2e outputs (both sequences) against the file of the
+// same name the program wrote under out/input/<sequence>/: check(difference)
+// per frame of the right size. Returns how many frames were checked.
+inline int check_golden_frames(const std::string& out,
+                               const std::function<void(const FrameDifference&)>& check) {
+  int frames = 0;
+  for (const std::string seq : {"seq_a", "seq_odd"}) {
+    const std::string refs = golden_path("tiny/cases/e2e/output/" + seq);
+    for (const auto& e : std::filesystem::directory_iterator(refs)) {
+      SCOPED_TRACE(e.path().string());
+      const Image ref = read_image(e.path().string());
+      const Image got = read_image(out + "/input/" + seq + "/" + e.path().filename().string());
+      EXPECT_EQ(got.width, ref.width);
+      EXPECT_EQ(got.height, ref.height);
+      if (got.width != ref.width || got.height != ref.height) continue;
+      check(frame_difference(got, ref));
+      ++frames;
+    }
+  }
+  return frames;
 }
 
 }  // namespace sdvsr::test
