@@ -115,6 +115,14 @@ Tensor CountingBackend::group_norm_act_conv2d_shortcut(const Tensor& h, const Gr
   return out;
 }
 
+Tensor CountingBackend::upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64_t out_w,
+                                                const ConvStage& conv) {
+  Tensor out = timed("upsample_nearest_conv2d",
+                     [&] { return inner_.upsample_nearest_conv2d(x, out_h, out_w, conv); });
+  count("upsample_nearest_conv2d", conv_flops(*conv.weight, static_cast<double>(out.numel())));
+  return out;
+}
+
 Tensor CountingBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias) {
   Tensor out = timed("linear", [&] { return inner_.linear(x, weight, bias); });
   count("linear", 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1)));

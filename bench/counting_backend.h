@@ -78,6 +78,14 @@ class CountingBackend final : public Backend {
   Tensor group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
                                         const ConvStage& conv, const Tensor& skip_input,
                                         const ConvStage& shortcut) override;
+  Tensor upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64_t out_w,
+                                 const ConvStage& conv) override;
+  Tensor add_bilinear_upsampled(Tensor x, const Tensor& small, float s, const Tensor* residual,
+                                Activation a) override {
+    return timed("add_bilinear_upsampled", [&] {
+      return inner_.add_bilinear_upsampled(std::move(x), small, s, residual, a);
+    });
+  }
   Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
                         float eps, Activation a) override {
     return timed("group_norm_act", [&] { return inner_.group_norm_act(x, groups, gamma, beta, eps, a); });

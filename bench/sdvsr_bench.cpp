@@ -53,7 +53,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: sdvsr-bench --model DIR [--device cpu|cuda|cuda:N] [--dtype float32|float16|bfloat16] "
     "[--sizes HxW[,HxW...]] [--repeats N] [--threads N] [--gemm-size N] [--components a,b,...] "
-    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--linear-post-ops on|off] [--host-block-cache on|off] [--conv-band-mb N] [--conv-stack-mb N] [--simd auto|baseline] [--profile] [--json]\n"
+    "[--cuda-graphs on|off] [--conv-stacks on|off] [--norm-convs on|off] [--upsample-convs on|off] [--linear-post-ops on|off] [--host-block-cache on|off] [--conv-band-mb N] [--conv-stack-mb N] [--simd auto|baseline] [--profile] [--json]\n"
     "  --gemm-size (alias --sgemm-size): the reference product's size, 4096 on the CPU, 8192 on a GPU.\n"
     "  --dtype other than float32 needs --device cuda.\n"
     "  --profile prints each component's time per backend op to stderr (on a GPU: launch time;\n"
@@ -69,6 +69,9 @@ constexpr const char* kUsage =
     "  update block) keep oneDNN's blocked layout between them; off runs them one by one.\n"
     "  --norm-convs (default on; CPU): a GroupNorm before a convolution (every ResNet block)\n"
     "  writes the convolution's blocked input itself; off writes a plain tensor first.\n"
+    "  --upsample-convs (default on; CPU): a nearest upsampling before a convolution (the\n"
+    "  U-Net's upsamplers, the temporal VAE's decoder) writes the convolution's blocked input\n"
+    "  itself; off makes the plain upsampled tensor first.\n"
     "  --linear-post-ops (default on; CPU): the feed-forward's GELU and product, and the\n"
     "  attention and feed-forward skip connections, run inside the matrix products\n"
     "  (oneDNN post-ops); off runs them as separate passes.\n"
@@ -98,6 +101,7 @@ struct Args {
   bool cuda_graphs = true;
   bool conv_stacks = true;
   bool norm_convs = true;
+  bool upsample_convs = true;
   bool wide_simd = true;
   bool linear_post_ops = true;
   bool host_block_cache = true;
@@ -160,7 +164,8 @@ Args parse_args(int argc, char** argv) {
     if (flag != "--model" && flag != "--sizes" && flag != "--repeats" && flag != "--threads" &&
         flag != "--sgemm-size" && flag != "--gemm-size" && flag != "--components" &&
         flag != "--device" && flag != "--dtype" && flag != "--cuda-graphs" &&
-        flag != "--conv-stacks" && flag != "--norm-convs" && flag != "--linear-post-ops" &&
+        flag != "--conv-stacks" && flag != "--norm-convs" && flag != "--upsample-convs" &&
+        flag != "--linear-post-ops" &&
         flag != "--host-block-cache" && flag != "--conv-band-mb" && flag != "--conv-stack-mb" && flag != "--simd")
       usage_error("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage_error(flag + " needs a value");
@@ -178,6 +183,7 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--conv-stack-mb") a.conv_stack_mb = parse_positive(flag, value);
     if (flag == "--simd") a.wide_simd = parse_switch(flag, value, "auto", "baseline");
     if (flag == "--norm-convs") a.norm_convs = parse_switch(flag, value, "on", "off");
+    if (flag == "--upsample-convs") a.upsample_convs = parse_switch(flag, value, "on", "off");
     if (flag == "--linear-post-ops") a.linear_post_ops = parse_switch(flag, value, "on", "off");
     if (flag == "--host-block-cache") a.host_block_cache = parse_switch(flag, value, "on", "off");
     if (flag == "--dtype") {
@@ -531,6 +537,7 @@ int run(const Args& args) {
   if (args.conv_stack_mb > 0) set_conv_stack_bytes(static_cast<size_t>(args.conv_stack_mb) << 20);
   if (!args.conv_stacks) set_conv_stack_bytes(0);
   if (!args.norm_convs) set_normed_convs_direct(false);
+  if (!args.upsample_convs) set_upsampled_convs_direct(false);
   if (!args.linear_post_ops) set_linear_post_ops(false);
   if (!args.host_block_cache) host_blocks::set_cache_enabled(false);
   if (!args.wide_simd) cpu::set_wide_simd(false);

@@ -1,10 +1,11 @@
 // The CPU backend's fused ops (group_norm_act, conv2d_add, conv2d_stack,
-// group_norm_act_conv2d, geglu, linear_geglu, linear_add) give exactly the
+// group_norm_act_conv2d, geglu, linear_geglu, linear_add,
+// add_bilinear_upsampled) give exactly the
 // bits of the compositions they replace (Backend's defaults), on awkward
 // shapes and with 1 and 2 threads;
 // and whole models built on them give the same bits as the same models run
 // through the separate ops (cpu_norm_conv_test.cpp has group_norm_act_conv2d's
-// own cases).
+// own cases, cpu_upsample_conv_test.cpp upsample_nearest_conv2d's).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -143,6 +144,49 @@ TEST(CpuFusedOps, TokensToNchwAddEqualsTransposeThenAdd) {
   }
 }
 
+// The temporal VAE block's ending: a small map upsampled (bilinear) into the
+// sum with the convolutions' output and the skip, row by row.
+TEST(CpuFusedOps, AddBilinearUpsampledEqualsUpsampleScaleAddsAndActivation) {
+  struct Case {
+    Shape x, small;
+    bool residual;
+    Activation act;
+  };
+  const Case cases[] = {
+      {{1, 64, 48, 80}, {1, 64, 12, 20}, true, Activation::kReLU},  // the pooled 4x4 term
+      {{2, 16, 37, 29}, {2, 16, 9, 7}, true, Activation::kReLU},    // floor-pooled odd sizes
+      {{1, 8, 70, 3}, {1, 8, 17, 1}, false, Activation::kNone},     // more than one row band
+      {{1, 3, 5, 6}, {1, 3, 5, 6}, true, Activation::kSiLU},        // the same size
+      {{1, 4, 4, 4}, {1, 4, 8, 8}, false, Activation::kTanh},       // a smaller output
+  };
+  uint32_t seed = 850;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + shape_str(c.x) + " small " + shape_str(c.small));
+    const Tensor x = random_tensor(c.x, seed++, -2.f, 2.f);
+    const Tensor small = random_tensor(c.small, seed++, -4.f, 4.f);
+    const Tensor residual = random_tensor(c.x, seed++, -1.f, 1.f);
+    const Tensor* r = c.residual ? &residual : nullptr;
+    with_one_and_two_threads([&] {
+      Tensor want = cpu().add(
+          x, cpu().scale(cpu().upsample_bilinear(small, c.x[2], c.x[3], false), 0.1f));
+      if (r) want = cpu().add(want, *r);
+      want = cpu().activation(want, c.act);
+      const Tensor before = x.clone();
+      // x is shared here: the result is a new tensor and x keeps its values.
+      EXPECT_TRUE(SameBits(cpu().add_bilinear_upsampled(x, small, 0.1f, r, c.act), want));
+      EXPECT_TRUE(SameBits(x, before));
+      // Handed over: computed in x's storage.
+      Tensor owned = x.clone();
+      const float* storage = owned.data();
+      const Tensor got = cpu().add_bilinear_upsampled(std::move(owned), small, 0.1f, r, c.act);
+      EXPECT_TRUE(SameBits(got, want));
+      EXPECT_EQ(got.data(), storage) << "a tensor handed over was not reused";
+      EXPECT_TRUE(SameBits(cpu().Backend::add_bilinear_upsampled(x.clone(), small, 0.1f, r, c.act),
+                           want));
+    });
+  }
+}
+
 TEST(CpuFusedOps, TokenOpsRefuseShapesThatDoNotFitNamingTheOp) {
   auto message = [](const std::function<void()>& f) {
     try {
@@ -167,6 +211,27 @@ TEST(CpuFusedOps, TokenOpsRefuseShapesThatDoNotFitNamingTheOp) {
   EXPECT_NE(size.find("tokens_to_nchw_add"), std::string::npos) << size;
   const Tensor other = random_tensor({1, 8, 2, 8}, 4);
   const std::string residual = message([&] { cpu().tokens_to_nchw_add(tokens, 4, 4, other); });
+  EXPECT_NE(residual.find("residual"), std::string::npos) << residual;
+}
+
+TEST(CpuFusedOps, AddBilinearUpsampledRefusesShapesThatDoNotFit) {
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const Tensor x = random_tensor({1, 8, 8, 8}, 1);
+  const Tensor small = random_tensor({1, 4, 2, 2}, 2);  // 4 channels for 8
+  const std::string channels =
+      message([&] { cpu().add_bilinear_upsampled(x, small, 0.1f, nullptr, Activation::kNone); });
+  EXPECT_NE(channels.find("add_bilinear_upsampled"), std::string::npos) << channels;
+  const Tensor fits = random_tensor({1, 8, 2, 2}, 3);
+  const Tensor other = random_tensor({1, 8, 8, 4}, 4);
+  const std::string residual =
+      message([&] { cpu().add_bilinear_upsampled(x, fits, 0.1f, &other, Activation::kNone); });
   EXPECT_NE(residual.find("residual"), std::string::npos) << residual;
 }
 

@@ -110,10 +110,8 @@ Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, Tensor x,
                                           const Tensor* prev) const {
   switch (layer.kind) {
     case Layer::Kind::kConv: {
-      Conv2dParams p;
-      p.stride_h = p.stride_w = layer.stride;
-      p.pad_h = p.pad_w = 1;
-      return be_.conv2d(x, layer.weight, layer.bias.defined() ? &layer.bias : nullptr, p);
+      const ConvStage st = conv_stage(layer);
+      return be_.conv2d(x, *st.weight, st.bias, st.params);
     }
     case Layer::Kind::kActivation:
       return be_.activation_in_place(std::move(x), config_.activation);
@@ -127,6 +125,29 @@ Tensor TemporalAutoencoderTiny::run_layer(const Layer& layer, Tensor x,
       return layer.block->forward(be_, x, prev);
   }
   throw std::logic_error("TemporalAutoencoderTiny: unknown layer kind");
+}
+
+ConvStage TemporalAutoencoderTiny::conv_stage(const Layer& conv) {
+  ConvStage st;
+  st.weight = &conv.weight;
+  st.bias = conv.bias.defined() ? &conv.bias : nullptr;
+  st.params.stride_h = st.params.stride_w = conv.stride;
+  st.params.pad_h = st.params.pad_w = 1;
+  return st;
+}
+
+size_t TemporalAutoencoderTiny::run_decoder_layer(size_t i, Tensor& x, const Tensor* prev) const {
+  const Layer& l = decoder_layers_[i];
+  const bool conv_next =
+      i + 1 < decoder_layers_.size() && decoder_layers_[i + 1].kind == Layer::Kind::kConv;
+  if (l.kind == Layer::Kind::kUpsample && !config_.upsample_bilinear && conv_next) {
+    const int64_t f = config_.upsampling_scaling_factor;
+    x = be_.upsample_nearest_conv2d(x, x.size(2) * f, x.size(3) * f,
+                                    conv_stage(decoder_layers_[i + 1]));
+    return 2;
+  }
+  x = run_layer(l, std::move(x), prev);
+  return 1;
 }
 
 void TemporalAutoencoderTiny::check_image(const Tensor& image, const char* what) const {
@@ -195,10 +216,11 @@ Tensor TemporalAutoencoderTiny::decode(const Tensor& latent,
   // Soft clamp to (-3, 3): 3 * tanh(z / 3).
   Tensor x = be_.scale(be_.activation(be_.scale(latent, 1.0f / 3.0f), Activation::kTanh), 3.0f);
   size_t block = 0;
-  for (const Layer& l : decoder_layers_) {
+  for (size_t i = 0; i < decoder_layers_.size();) {
     const Tensor* prev = nullptr;
-    if (l.kind == Layer::Kind::kBlock && temporal_features) prev = &(*temporal_features)[block++];
-    x = run_layer(l, std::move(x), prev);
+    if (decoder_layers_[i].kind == Layer::Kind::kBlock && temporal_features)
+      prev = &(*temporal_features)[block++];
+    i += run_decoder_layer(i, x, prev);
   }
   // [0, 1] -> [-1, 1], unclamped.
   return be_.add_scalar(be_.scale(x, 2.0f), -1.0f);

@@ -83,6 +83,11 @@ class TemporalAutoencoderTiny {
   // Takes x by value so an activation layer can work in place on a tensor
   // the loop gave up.
   Tensor run_layer(const Layer& layer, Tensor x, const Tensor* prev) const;
+  // A kConv layer as a backend's ConvStage (3x3, padding 1, the layer's stride).
+  static ConvStage conv_stage(const Layer& conv);
+  // The decoder's layers from `i` on x; a nearest upsampling and the conv after
+  // it run as one op (Backend::upsample_nearest_conv2d). Returns the layers taken.
+  size_t run_decoder_layer(size_t i, Tensor& x, const Tensor* prev) const;
   // The encoder up to its last block; `each_block` gets every block's output.
   void run_encoder_blocks(const Tensor& image, const std::function<void(const Tensor&)>& each_block);
   void check_image(const Tensor& image, const char* what) const;

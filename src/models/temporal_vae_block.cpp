@@ -83,8 +83,7 @@ Tensor TemporalAutoencoderTinyBlock::temporal_term(Backend& be, const Tensor& cu
   const float one_minus_alpha = 1.0f - alpha_;
   Tensor cur_half = be.scale(be.slice(seq, 3, 0, len), alpha_);
   Tensor prev_half = be.scale(be.slice(seq, 3, len, 2 * len), one_minus_alpha);
-  Tensor fused = be.add(cur_half, prev_half).reshape({n, c, ph, pw});
-  return be.upsample_bilinear(fused, h, w, /*align_corners=*/false);
+  return be.add(cur_half, prev_half).reshape({n, c, ph, pw});
 }
 
 Tensor TemporalAutoencoderTinyBlock::skip_of(Backend& be, const Tensor& x) const {
@@ -113,11 +112,11 @@ Tensor TemporalAutoencoderTinyBlock::forward(Backend& be, const Tensor& x,
   }
   Tensor cur = be.conv2d_stack(x, {conv0, conv2, ConvStage{&conv4_w_, &conv4_b_, p}}, nullptr);
   const Tensor skip = skip_of(be, x);
-  // cur + 0.1 * temporal term, then + skip: the original's order of additions.
-  Tensor temporal = be.scale_in_place(temporal_term(be, cur, *prev_pooled), kTemporalScale);
-  cur = be.add_in_place(std::move(cur), temporal);
-  temporal = Tensor();
-  return be.activation_in_place(be.add_in_place(std::move(cur), skip), Activation::kReLU);
+  // relu((cur + 0.1 * bilinear(temporal term)) + skip): the original's order of
+  // additions, with the term upsampled (bilinear, no corner alignment) as it is added.
+  const Tensor temporal = temporal_term(be, cur, *prev_pooled);
+  return be.add_bilinear_upsampled(std::move(cur), temporal, kTemporalScale, &skip,
+                                   Activation::kReLU);
 }
 
 }  // namespace sdvsr

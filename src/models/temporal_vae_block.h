@@ -30,8 +30,8 @@ class TemporalAutoencoderTinyBlock {
   int64_t out_channels() const { return out_channels_; }
 
  private:
-  // alpha * current half + (1 - alpha) * previous half of the Conv1d output,
-  // resized back to (H, W).
+  // alpha * current half + (1 - alpha) * previous half of the Conv1d output, at
+  // the pooled size (forward() resizes it back to (H, W) as it adds it).
   Tensor temporal_term(Backend& be, const Tensor& current, const Tensor& prev_pooled) const;
   // The block's skip branch of x (its 1x1 projection when it has one).
   Tensor skip_of(Backend& be, const Tensor& x) const;

@@ -18,7 +18,7 @@ Upsample2D::Upsample2D(const WeightScope& w, Backend& be, int64_t channels)
     : be_(&be), conv_(w.sub("conv"), be, channels, channels, 3, 1, 1) {}
 
 Tensor Upsample2D::forward(const Tensor& x, int64_t out_h, int64_t out_w) const {
-  return conv_(be_->upsample_nearest(x, out_h, out_w));
+  return be_->upsample_nearest_conv2d(x, out_h, out_w, conv_.stage());
 }
 
 }  // namespace sdvsr::nn

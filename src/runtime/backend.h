@@ -232,6 +232,31 @@ class Backend {
     const Tensor skip = conv2d_stack(skip_input, {shortcut}, nullptr);
     return group_norm_act_conv2d(h, norm, conv, &skip);
   }
+  // conv2d_stack(upsample_nearest(x, out_h, out_w), {conv}, nullptr): an
+  // upsampler's convolution (diffusers' Upsample2D, the temporal VAE decoder's
+  // upsample and conv). A backend may write the upsampled rows straight into
+  // the layout its convolution reads (cpu: band by band), so the upsampled
+  // tensor, four times its input, never exists.
+  virtual Tensor upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64_t out_w,
+                                         const ConvStage& conv) {
+    return conv2d_stack(upsample_nearest(x, out_h, out_w), {conv}, nullptr);
+  }
+  // activation(add(add(x, scale(upsample_bilinear(small, H, W, false), s)),
+  // residual), a), x [N, C, H, W], small [N, C, h, w], residual (may be null)
+  // x's shape: the temporal VAE block's ending, its temporal term joining the
+  // convolutions' output before the skip. A backend may interpolate row by row
+  // into the sum (cpu), so the upsampled tensor, x's size, never exists.
+  virtual Tensor add_bilinear_upsampled(Tensor x, const Tensor& small, float s,
+                                        const Tensor* residual, Activation a) {
+    if (x.dim() != 4)
+      throw std::runtime_error("add_bilinear_upsampled: x " + shape_str(x.shape()) +
+                               " must be [N, C, H, W]");
+    Tensor up = scale_in_place(upsample_bilinear(small, x.size(2), x.size(3), false), s);
+    x = add_in_place(std::move(x), up);
+    up = Tensor();
+    if (residual) x = add_in_place(std::move(x), *residual);
+    return activation_in_place(std::move(x), a);
+  }
   // nchw_to_tokens(group_norm_act(x, ...)): a Transformer2D's normalised input
   // as tokens [N, H*W, C]. A backend may write the tokens straight from the
   // statistics (cpu: the normalised NCHW tensor is never made).

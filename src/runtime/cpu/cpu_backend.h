@@ -84,6 +84,10 @@ class CpuBackend final : public Backend {
   Tensor group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNormAct& norm,
                                         const ConvStage& conv, const Tensor& skip_input,
                                         const ConvStage& shortcut) override;
+  Tensor upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64_t out_w,
+                                 const ConvStage& conv) override;
+  Tensor add_bilinear_upsampled(Tensor x, const Tensor& small, float s, const Tensor* residual,
+                                Activation a) override;
 };
 
 namespace cpu {
@@ -107,6 +111,11 @@ GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gam
 // plain NCHW; block C: channels last, NHWC); C must be a multiple of block.
 void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activation act,
                          int64_t row, int64_t rows, int64_t block, float* dst);
+// Rows [row, row + rows) of upsample_nearest(x, out_h, out_w) (x [N, C, H, W]),
+// written to dst as an [N, C, rows, out_w] tensor in the layout
+// group_norm_act_rows writes (block 1: plain; C: channels last).
+void upsample_nearest_rows(const Tensor& x, int64_t out_h, int64_t out_w, int64_t row,
+                           int64_t rows, int64_t block, float* dst);
 }  // namespace cpu
 
 // Memory (MiB) for blocked copies of convolution weights that live in ordinary
@@ -140,6 +149,13 @@ long long normed_convs_direct();
 // group_norm_act_conv2d_shortcut calls that added the shortcut's output band
 // by band from oneDNN's layout (no plain shortcut output), for tests.
 long long shortcuts_banded();
+// Whether upsample_nearest_conv2d writes the upsampled input straight into the
+// convolution's layout (default on; off: the plain upsampled tensor, then the
+// convolution). Results are the same either way. Returns the previous setting.
+bool set_upsampled_convs_direct(bool on);
+// upsample_nearest_conv2d calls that wrote the convolution's own input layout
+// (no plain upsampled tensor), for tests.
+long long upsampled_convs_direct();
 
 // Whether linear_geglu / linear_add run their GELU, product or sum as oneDNN
 // post-ops of the matrix product (default on; off: the separate ops). Results

@@ -574,10 +574,11 @@ struct Shortcut {
   ConvGeometry g;
 };
 
-// One band of a normalised convolution: its rows, its primitive and the block
-// its input is written in; with a shortcut, the shortcut's rows and primitive
-// and the channel block of its output (1: plain).
-struct NormedBand {
+// One band of a convolution whose input is written here (normalised or
+// upsampled): its rows, its primitive and the block its input is written in;
+// with a shortcut, the shortcut's rows and primitive and the channel block of
+// its output (1: plain).
+struct WrittenBand {
   ConvBand band;
   std::shared_ptr<const ConvEntry> entry;
   int64_t block = 0;
@@ -586,12 +587,13 @@ struct NormedBand {
   int64_t shortcut_block = 0;
 };
 
-// The bands of act(norm(x)) -> conv (and the shortcut's), or false where a
-// band's layouts are not ones written or read here: the normalised input must
-// be oneDNN's channel blocks without padded channels or plain; the shortcut's
+// The bands of a convolution whose input is written here (a norm's output,
+// an upsampled tensor) and of the shortcut beside it, or false where a band's
+// layouts are not ones written or read here: the written input must be
+// oneDNN's channel blocks without padded channels or plain; the shortcut's
 // output any channel blocks or plain.
-bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Shortcut* shortcut,
-                       std::vector<NormedBand>& plan) {
+bool plan_written_bands(const ConvGeometry& g, const ConvStage& conv, const Shortcut* shortcut,
+                       std::vector<WrittenBand>& plan) {
   size_t extra_row_bytes = 0;
   if (shortcut) {
     const ConvGeometry& gs = shortcut->g;
@@ -601,7 +603,7 @@ bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Short
   }
   for (const ConvBand& b :
        conv_bands(g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, conv.params, extra_row_bytes)) {
-    NormedBand p;
+    WrittenBand p;
     p.band = b;
     p.entry = conv_entry(g.n, g.c, g.w, g.o, g.kh, g.kw, g.wo, conv.params, b, conv.bias);
     const dnnl::memory::desc& d = p.entry->pd.src_desc();
@@ -626,7 +628,7 @@ bool plan_normed_bands(const ConvGeometry& g, const ConvStage& conv, const Short
 }
 
 // The shortcut's output rows of band `p`, in its primitive's own layout.
-OwnedMemory shortcut_band_output(const Shortcut& sc, const NormedBand& p, dnnl::stream& s) {
+OwnedMemory shortcut_band_output(const Shortcut& sc, const WrittenBand& p, dnnl::stream& s) {
   const ConvGeometry& gs = sc.g;
   const ConvBand& b = p.shortcut_band;
   const ConvEntry& e = *p.shortcut_entry;
@@ -637,12 +639,12 @@ OwnedMemory shortcut_band_output(const Shortcut& sc, const NormedBand& p, dnnl::
 }
 
 // conv(act(norm(x))) plus `residual` or the shortcut's output (not both), or
-// nothing where plan_normed_bands finds no plan.
+// nothing where plan_written_bands finds no plan.
 std::optional<Tensor> normed_conv(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
                                   const ConvGeometry& g, const Tensor* residual,
                                   const Shortcut* shortcut, const char* op) {
-  std::vector<NormedBand> plan;
-  if (!plan_normed_bands(g, conv, shortcut, plan)) return std::nullopt;
+  std::vector<WrittenBand> plan;
+  if (!plan_written_bands(g, conv, shortcut, plan)) return std::nullopt;
   const cpu::GroupNormAffine affine =
       cpu::group_norm_affine(x, norm.groups, norm.gamma, norm.beta, norm.eps, op);
   ++g_normed_convs_direct;
@@ -650,7 +652,7 @@ std::optional<Tensor> normed_conv(const Tensor& x, const GroupNormAct& norm, con
   g_bands_run += static_cast<long long>(plan.size() * (shortcut ? 2 : 1));
   Tensor out = Tensor::uninitialized(g.out_shape());
   dnnl::stream s(cpu_engine());
-  for (const NormedBand& p : plan) {
+  for (const WrittenBand& p : plan) {
     OwnedMemory skip;  // kept until the band's output has taken it
     BandAddend addend{residual, conv.channel_add};
     if (shortcut) {
@@ -712,6 +714,41 @@ Tensor CpuBackend::group_norm_act_conv2d_shortcut(const Tensor& h, const GroupNo
   std::optional<Tensor> out = normed_conv(h, norm, conv, g, nullptr, &sc, op);
   if (!out) return op_by_op();
   return activation_in_place(std::move(*out), conv.act);
+}
+
+// ---- a convolution of a nearest-upsampled input ----
+// The upsampled rows a band reads are written straight into the layout its
+// convolution reads, as the norm does above, instead of into a plain tensor
+// four times the input that each band then reorders: at a 1440p frame's last
+// decoder stage that tensor is about 1 GB.
+std::atomic<bool> g_upsampled_direct_on{true};
+std::atomic<long long> g_upsampled_convs_direct{0};
+
+Tensor CpuBackend::upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64_t out_w,
+                                           const ConvStage& conv) {
+  const char* op = "upsample_nearest_conv2d";
+  auto op_by_op = [&] { return Backend::upsample_nearest_conv2d(x, out_h, out_w, conv); };
+  if (!g_upsampled_direct_on.load()) return op_by_op();
+  cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
+  cpu::check(out_h > 0 && out_w > 0, op, "output size must be positive");
+  cpu::check(conv.weight != nullptr, op, "no convolution weights");
+  const ConvGeometry g = conv_geometry({x.size(0), x.size(1), out_h, out_w}, *conv.weight,
+                                       conv.bias, conv.params, nullptr, op);
+  check_channel_add(conv.channel_add, g, op);
+  std::vector<WrittenBand> plan;
+  if (x.numel() == 0 || !plan_written_bands(g, conv, nullptr, plan)) return op_by_op();
+  ++g_upsampled_convs_direct;
+  g_bands_run += static_cast<long long>(plan.size());
+  Tensor out = Tensor::uninitialized(g.out_shape());
+  dnnl::stream s(cpu_engine());
+  for (const WrittenBand& p : plan) {
+    OwnedMemory src = new_memory(p.entry->pd.src_desc());
+    cpu::upsample_nearest_rows(x, out_h, out_w, p.band.in_row, p.band.in_rows, p.block,
+                               static_cast<float*>(src.storage.get()));
+    run_into_plain(*p.entry, std::move(src), *conv.weight, conv.bias, g, p.band,
+                   BandAddend{nullptr, conv.channel_add}, out.data(), s);
+  }
+  return activation_in_place(std::move(out), conv.act);
 }
 
 // One band of a stack: for every stage, the convolution band that computes
@@ -861,6 +898,10 @@ long long conv_stacks_blocked() { return g_stacks_blocked.load(); }
 bool set_normed_convs_direct(bool on) { return g_normed_direct_on.exchange(on); }
 
 long long normed_convs_direct() { return g_normed_convs_direct.load(); }
+
+bool set_upsampled_convs_direct(bool on) { return g_upsampled_direct_on.exchange(on); }
+
+long long upsampled_convs_direct() { return g_upsampled_convs_direct.load(); }
 
 long long shortcuts_banded() { return g_shortcuts_banded.load(); }
 

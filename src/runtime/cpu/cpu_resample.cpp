@@ -2,9 +2,11 @@
 // UpSampleKernel.cpp, GridSamplerKernel.cpp, AvgPoolKernel.cpp as of 1.13).
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_dnnl.h"
 #include "runtime/resample_taps.h"
 
 namespace sdvsr {
@@ -24,10 +26,62 @@ void check_image(const Tensor& x, const char* op) {
 // row's x-interpolation is the same for every output row that reads it, so it
 // is computed once per band of output rows and kept in a ring of rows (slot =
 // row mod kRing, checked by its tag; sources are read in increasing order).
-// The float operations are the ones of the direct per-pixel form.
+// The float operations are the ones of the direct per-pixel form. One per
+// thread; start() at each plane and band.
+class RowInterpolator {
+ public:
+  static constexpr int64_t kBandRows = 32;
+
+  RowInterpolator(int64_t w, int64_t out_w, const AxisTaps& ty, const AxisTaps& tx)
+      : w_(w), out_w_(out_w), ty_(ty), tx_(tx), ring_(static_cast<size_t>(kRing * out_w)) {}
+
+  void start(const float* plane) {
+    plane_ = plane;
+    std::fill(tag_, tag_ + kRing, int64_t{-1});
+  }
+  // Output row `oy` of the plane into row[out_w].
+  void row(int64_t oy, float* row) {
+    for (int ky = 0; ky < ty_.taps; ++ky) {
+      const float* a = x_row(ty_.index[oy * ty_.taps + ky]);
+      const float wy = ty_.weight[oy * ty_.taps + ky];
+      if (ky == 0) {
+        for (int64_t ox = 0; ox < out_w_; ++ox) row[ox] = a[ox] * wy;
+      } else {
+        for (int64_t ox = 0; ox < out_w_; ++ox) row[ox] = row[ox] + a[ox] * wy;
+      }
+    }
+  }
+
+ private:
+  static constexpr int64_t kRing = 8;
+
+  // The x-interpolation of source row `sy`, from the ring or computed into it.
+  const float* x_row(int64_t sy) {
+    float* r = ring_.data() + (sy % kRing) * out_w_;
+    if (tag_[sy % kRing] == sy) return r;
+    tag_[sy % kRing] = sy;
+    const float* srow = plane_ + sy * w_;
+    for (int64_t ox = 0; ox < out_w_; ++ox) {
+      const int64_t* ix = &tx_.index[ox * tx_.taps];
+      const float* wx = &tx_.weight[ox * tx_.taps];
+      float a = srow[ix[0]] * wx[0];
+      for (int kx = 1; kx < tx_.taps; ++kx) a += srow[ix[kx]] * wx[kx];
+      r[ox] = a;
+    }
+    return r;
+  }
+
+  int64_t w_, out_w_;
+  const AxisTaps& ty_;
+  const AxisTaps& tx_;
+  std::vector<float> ring_;
+  int64_t tag_[kRing];
+  const float* plane_ = nullptr;
+};
+
 Tensor separable(const Tensor& x, int64_t out_h, int64_t out_w, const AxisTaps& ty,
                  const AxisTaps& tx) {
-  constexpr int64_t kRing = 8, kBandRows = 32;
+  constexpr int64_t kBandRows = RowInterpolator::kBandRows;
   const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
   const int64_t bands = (out_h + kBandRows - 1) / kBandRows;
   Tensor out = Tensor::uninitialized({x.size(0), x.size(1), out_h, out_w});
@@ -35,41 +89,14 @@ Tensor separable(const Tensor& x, int64_t out_h, int64_t out_w, const AxisTaps& 
   float* dst = out.data();
 #pragma omp parallel
   {
-    std::vector<float> ring(static_cast<size_t>(kRing * out_w));
-    int64_t tag[kRing];
-    // The x-interpolation of source row `sy` of `plane`, from the ring or computed into it.
-    auto x_row = [&](const float* plane, int64_t sy) -> const float* {
-      float* r = ring.data() + (sy % kRing) * out_w;
-      if (tag[sy % kRing] == sy) return r;
-      tag[sy % kRing] = sy;
-      const float* srow = plane + sy * w;
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        const int64_t* ix = &tx.index[ox * tx.taps];
-        const float* wx = &tx.weight[ox * tx.taps];
-        float a = srow[ix[0]] * wx[0];
-        for (int kx = 1; kx < tx.taps; ++kx) a += srow[ix[kx]] * wx[kx];
-        r[ox] = a;
-      }
-      return r;
-    };
+    RowInterpolator rows(w, out_w, ty, tx);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t p = 0; p < nc; ++p)
       for (int64_t band = 0; band < bands; ++band) {
-        const float* plane = src + p * h * w;
-        std::fill(tag, tag + kRing, int64_t{-1});
+        rows.start(src + p * h * w);
         const int64_t oy1 = std::min(out_h, (band + 1) * kBandRows);
-        for (int64_t oy = band * kBandRows; oy < oy1; ++oy) {
-          float* row = dst + (p * out_h + oy) * out_w;
-          for (int ky = 0; ky < ty.taps; ++ky) {
-            const float* a = x_row(plane, ty.index[oy * ty.taps + ky]);
-            const float wy = ty.weight[oy * ty.taps + ky];
-            if (ky == 0) {
-              for (int64_t ox = 0; ox < out_w; ++ox) row[ox] = a[ox] * wy;
-            } else {
-              for (int64_t ox = 0; ox < out_w; ++ox) row[ox] = row[ox] + a[ox] * wy;
-            }
-          }
-        }
+        for (int64_t oy = band * kBandRows; oy < oy1; ++oy)
+          rows.row(oy, dst + (p * out_h + oy) * out_w);
       }
   }
   return out;
@@ -96,6 +123,43 @@ Tensor CpuBackend::upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_
   return out;
 }
 
+namespace cpu {
+
+void upsample_nearest_rows(const Tensor& x, int64_t out_h, int64_t out_w, int64_t row,
+                           int64_t rows, int64_t block, float* dst) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  check(block >= 1 && c % block == 0 && row >= 0 && rows >= 0 && row + rows <= out_h,
+        "upsample_nearest_conv2d", "bad rows or channel block for x " + shape_str(x.shape()));
+  // Where each written position reads its value in a source plane: the same
+  // indices upsample_nearest takes, so the same values.
+  const int64_t positions = rows * out_w;
+  std::vector<int64_t> ix(static_cast<size_t>(out_w)), at(static_cast<size_t>(positions));
+  for (int64_t d = 0; d < out_w; ++d) ix[d] = nearest_index(d, w, out_w);
+  for (int64_t y = 0; y < rows; ++y) {
+    const int64_t sy = nearest_index(row + y, h, out_h);
+    for (int64_t d = 0; d < out_w; ++d) at[y * out_w + d] = sy * w + ix[d];
+  }
+  // Tiles of positions times one channel block are contiguous in dst (as in
+  // group_norm_act_rows), filled channel by channel.
+  const int64_t tile = block <= 16 ? 512 : std::max<int64_t>(16, 16384 / block);
+  const int64_t blocks = c / block, tiles = (positions + tile - 1) / tile;
+  const float* xs = x.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t nb = 0; nb < n * blocks; ++nb) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t image = nb / blocks, c0 = (nb % blocks) * block;
+      const int64_t i0 = t * tile, i1 = std::min(positions, i0 + tile);
+      float* out = dst + (nb * positions + i0) * block;
+      for (int64_t k = 0; k < block; ++k) {
+        const float* plane = xs + (image * c + c0 + k) * h * w;
+        for (int64_t i = i0; i < i1; ++i) out[(i - i0) * block + k] = plane[at[i]];
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+
 Tensor CpuBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
                                      bool align_corners) {
   check_image(x, "upsample_bilinear");
@@ -110,6 +174,53 @@ Tensor CpuBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_
   cpu::check(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
   return separable(x, out_h, out_w, cubic_taps(x.size(2), out_h, align_corners),
                    cubic_taps(x.size(3), out_w, align_corners));
+}
+
+Tensor CpuBackend::add_bilinear_upsampled(Tensor x, const Tensor& small, float s,
+                                          const Tensor* residual, Activation a) {
+  const char* op = "add_bilinear_upsampled";
+  check_image(x, op);
+  check_image(small, op);
+  const int64_t n = x.size(0), c = x.size(1), out_h = x.size(2), out_w = x.size(3);
+  cpu::check(small.size(0) == n && small.size(1) == c, op,
+             "small " + shape_str(small.shape()) + " does not match x " + shape_str(x.shape()));
+  cpu::check(!residual || residual->shape() == x.shape(), op,
+             "residual " + (residual ? shape_str(residual->shape()) : std::string()) +
+                 " does not match x " + shape_str(x.shape()));
+  cpu::check(cpu::activation_span_knows(a), op, "unknown activation");
+  if (x.numel() == 0) return x;
+  // Each output row as upsample_bilinear makes it, then the float operations of
+  // scale, add, add and the activation in their order: the same bits.
+  const int64_t h = small.size(2), w = small.size(3);
+  const AxisTaps ty = linear_taps(h, out_h, false), tx = linear_taps(w, out_w, false);
+  Tensor out = x.is_sole_writable_host_copy() ? x : Tensor::uninitialized(x.shape());
+  constexpr int64_t kBandRows = RowInterpolator::kBandRows;
+  const int64_t bands = (out_h + kBandRows - 1) / kBandRows;
+  const float* xs = x.data();
+  const float* src = small.data();
+  const float* rs = residual ? residual->data() : nullptr;
+  float* dst = out.data();
+#pragma omp parallel
+  {
+    RowInterpolator rows(w, out_w, ty, tx);
+    std::vector<float> up(static_cast<size_t>(out_w));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t p = 0; p < n * c; ++p)
+      for (int64_t band = 0; band < bands; ++band) {
+        rows.start(src + p * h * w);
+        const int64_t oy1 = std::min(out_h, (band + 1) * kBandRows);
+        for (int64_t oy = band * kBandRows; oy < oy1; ++oy) {
+          rows.row(oy, up.data());
+          const int64_t at = (p * out_h + oy) * out_w;
+          float* d = dst + at;
+          for (int64_t ox = 0; ox < out_w; ++ox) d[ox] = xs[at + ox] + up[ox] * s;
+          if (rs)
+            for (int64_t ox = 0; ox < out_w; ++ox) d[ox] = d[ox] + rs[at + ox];
+          cpu::activation_span(a, d, out_w);
+        }
+      }
+  }
+  return out;
 }
 
 Tensor CpuBackend::grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
