@@ -226,6 +226,30 @@ TEST(CudaOps, Resampling) {
   EXPECT_TRUE(Parity(gpu().avg_pool2d(x, 3, 2), cpu().avg_pool2d(x, 3, 2)));
 }
 
+// The temporal VAE block's ending in one kernel: the bilinear term upsampled
+// into the sum with the skip, then the activation.
+TEST(CudaOps, AddBilinearUpsampled) {
+  REQUIRE_CUDA();
+  const Tensor small = random({2, 3, 4, 3}, 29, -3.f, 3.f);
+  const Tensor x = random({2, 3, 17, 13}, 30), residual = random({2, 3, 17, 13}, 31);
+  for (Activation a : {Activation::kReLU, Activation::kNone, Activation::kSiLU}) {
+    for (const Tensor* r : {&residual, static_cast<const Tensor*>(nullptr)}) {
+      SCOPED_TRACE("activation " + std::to_string(static_cast<int>(a)) +
+                   (r ? " with" : " without") + " residual");
+      const Tensor want = cpu().add_bilinear_upsampled(x.clone(), small, 0.1f, r, a);
+      EXPECT_TRUE(Parity(gpu().add_bilinear_upsampled(x, small, 0.1f, r, a), want));
+      // Device inputs (a convolution's output, a skip) as the VAE block gives them.
+      const Tensor dx = gpu().add_scalar(x, 0.f);
+      EXPECT_TRUE(Parity(gpu().add_bilinear_upsampled(dx, gpu().add_scalar(small, 0.f), 0.1f,
+                                                      r, a),
+                         want));
+    }
+  }
+  EXPECT_THROW(gpu().add_bilinear_upsampled(x, random({2, 2, 4, 3}, 32), 0.1f, nullptr,
+                                            Activation::kNone),
+               std::runtime_error);
+}
+
 // ---- RAFT ----
 
 TEST(CudaOps, RaftCorrelationAndLookups) {

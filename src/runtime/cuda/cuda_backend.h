@@ -84,6 +84,10 @@ class CudaBackend final : public Backend {
                            bool align_corners) override;
   Tensor upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
                           bool align_corners) override;
+  // One pass: the upsampled term is never stored (Backend's composition makes
+  // five tensors of x's size).
+  Tensor add_bilinear_upsampled(Tensor x, const Tensor& small, float s, const Tensor* residual,
+                                Activation a) override;
   Tensor grid_sample(const Tensor& x, const Tensor& grid, GridSampleMode mode,
                      bool align_corners) override;
   Tensor avg_pool2d(const Tensor& x, int kernel, int stride) override;

@@ -2,31 +2,16 @@
 // on the device; the same formulas as cpu_elementwise.cpp.
 #include <cmath>
 
+#include "runtime/cuda/cuda_activation.cuh"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
 
 namespace sdvsr {
 namespace {
 
+using cuda::apply_activation;
 using cuda::blocks_for;
 using cuda::kThreads;
-
-__device__ float apply_activation(float v, Activation a) {
-  switch (a) {
-    case Activation::kNone: return v;
-    case Activation::kSiLU: return v / (1.f + expf(-v));
-    case Activation::kGELU: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
-    case Activation::kGELUTanh: {
-      const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-      return 0.5f * v * (1.f + tanhf(inner));
-    }
-    case Activation::kQuickGELU: return v / (1.f + expf(-1.702f * v));
-    case Activation::kReLU: return v > 0.f ? v : (isnan(v) ? v : 0.f);
-    case Activation::kTanh: return tanhf(v);
-    case Activation::kSigmoid: return 1.f / (1.f + expf(-v));
-  }
-  return v;
-}
 
 __global__ void activation_kernel(const float* x, float* y, int64_t n, Activation a) {
   SDVSR_GRID_STRIDE(i, n) y[i] = apply_activation(x[i], a);

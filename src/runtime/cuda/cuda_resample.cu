@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "runtime/cuda/cuda_activation.cuh"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
 #include "runtime/resample_taps.h"
@@ -35,22 +37,44 @@ std::shared_ptr<void> device_vector(cuda::Context& c, TableKind kind, int64_t in
 }
 
 // ---- device ----
-// out[p, oy, ox] = sum over ky of (sum over kx of src * wx) * wy, in cpu_resample's order.
-__global__ void separable_kernel(const float* src, float* dst, int64_t total, int64_t h, int64_t w,
-                                 int64_t out_h, int64_t out_w, int ty, const int64_t* iy,
-                                 const float* wy, int tx, const int64_t* ix, const float* wx) {
+// Output element i of a plane-wise separable resampling: the sum over ky of
+// (sum over kx of src * wx) * wy, in cpu_resample's order.
+struct SeparableTaps {
+  int64_t h, w, out_h, out_w;
+  int ty;
+  const int64_t* iy;
+  const float* wy;
+  int tx;
+  const int64_t* ix;
+  const float* wx;
+};
+__device__ inline float separable_at(const float* src, int64_t i, const SeparableTaps& t) {
+  const int64_t ox = i % t.out_w, oy = (i / t.out_w) % t.out_h, p = i / (t.out_w * t.out_h);
+  const float* plane = src + p * t.h * t.w;
+  float acc = 0.f;
+  for (int ky = 0; ky < t.ty; ++ky) {
+    const float* srow = plane + t.iy[oy * t.ty + ky] * t.w;
+    float a = srow[t.ix[ox * t.tx]] * t.wx[ox * t.tx];
+    for (int kx = 1; kx < t.tx; ++kx) a += srow[t.ix[ox * t.tx + kx]] * t.wx[ox * t.tx + kx];
+    const float term = a * t.wy[oy * t.ty + ky];
+    acc = ky == 0 ? term : acc + term;
+  }
+  return acc;
+}
+
+__global__ void separable_kernel(const float* src, float* dst, int64_t total, SeparableTaps t) {
+  SDVSR_GRID_STRIDE(i, total) dst[i] = separable_at(src, i, t);
+}
+
+// act((x + resampled(small) * s) + residual): the float operations of
+// upsample_bilinear, scale, add, add and the activation one after another.
+__global__ void add_resampled_kernel(const float* x, const float* small, const float* residual,
+                                     float* dst, int64_t total, SeparableTaps t, float s,
+                                     Activation a) {
   SDVSR_GRID_STRIDE(i, total) {
-    const int64_t ox = i % out_w, oy = (i / out_w) % out_h, p = i / (out_w * out_h);
-    const float* plane = src + p * h * w;
-    float acc = 0.f;
-    for (int ky = 0; ky < ty; ++ky) {
-      const float* srow = plane + iy[oy * ty + ky] * w;
-      float a = srow[ix[ox * tx]] * wx[ox * tx];
-      for (int kx = 1; kx < tx; ++kx) a += srow[ix[ox * tx + kx]] * wx[ox * tx + kx];
-      const float term = a * wy[oy * ty + ky];
-      acc = ky == 0 ? term : acc + term;
-    }
-    dst[i] = acc;
+    float v = x[i] + separable_at(small, i, t) * s;
+    if (residual) v = v + residual[i];
+    dst[i] = cuda::apply_activation(v, a);
   }
 }
 
@@ -121,6 +145,28 @@ __global__ void avg_pool_kernel(const float* src, float* dst, int64_t total, int
   }
 }
 
+// The taps of a resampling from x's size to (out_h, out_w), on the device
+// (kept by the context; `keep` holds them for the caller).
+SeparableTaps device_taps(cuda::Context& c, const Tensor& x, int64_t out_h, int64_t out_w,
+                          TableKind kind, bool align_corners, const AxisTaps& ty,
+                          const AxisTaps& tx, std::vector<std::shared_ptr<void>>& keep) {
+  const int64_t h = x.size(2), w = x.size(3);
+  keep = {device_vector(c, kind, h, out_h, align_corners, 0, ty.index),
+          device_vector(c, kind, h, out_h, align_corners, 1, ty.weight),
+          device_vector(c, kind, w, out_w, align_corners, 0, tx.index),
+          device_vector(c, kind, w, out_w, align_corners, 1, tx.weight)};
+  return SeparableTaps{h,
+                       w,
+                       out_h,
+                       out_w,
+                       ty.taps,
+                       static_cast<const int64_t*>(keep[0].get()),
+                       static_cast<const float*>(keep[1].get()),
+                       tx.taps,
+                       static_cast<const int64_t*>(keep[2].get()),
+                       static_cast<const float*>(keep[3].get())};
+}
+
 Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t out_w,
                  TableKind kind, bool align_corners, const AxisTaps& ty, const AxisTaps& tx,
                  const char* op) {
@@ -128,15 +174,10 @@ Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t ou
   Tensor out = c.empty({x.size(0), x.size(1), out_h, out_w});
   const int64_t total = out.numel();
   if (total == 0) return out;
-  const int64_t h = x.size(2), w = x.size(3);
-  const auto iy = device_vector(c, kind, h, out_h, align_corners, 0, ty.index);
-  const auto wy = device_vector(c, kind, h, out_h, align_corners, 1, ty.weight);
-  const auto ix = device_vector(c, kind, w, out_w, align_corners, 0, tx.index);
-  const auto wx = device_vector(c, kind, w, out_w, align_corners, 1, tx.weight);
+  std::vector<std::shared_ptr<void>> keep;
+  const SeparableTaps t = device_taps(c, x, out_h, out_w, kind, align_corners, ty, tx, keep);
   SDVSR_LAUNCH(separable_kernel, blocks_for(total), kThreads, c.stream)(
-      x.raw_data(), out.raw_data(), total, x.size(2), x.size(3), out_h, out_w, ty.taps,
-      static_cast<const int64_t*>(iy.get()), static_cast<const float*>(wy.get()), tx.taps,
-      static_cast<const int64_t*>(ix.get()), static_cast<const float*>(wx.get()));
+      x.raw_data(), out.raw_data(), total, t);
   cuda::check_launch(op);
   return out;
 }
@@ -171,6 +212,36 @@ Tensor CudaBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t ou
   return separable(*ctx_, x, out_h, out_w, TableKind::kLinear, align_corners,
                    linear_taps(x.size(2), out_h, align_corners),
                    linear_taps(x.size(3), out_w, align_corners), "upsample_bilinear");
+}
+
+Tensor CudaBackend::add_bilinear_upsampled(Tensor x_in, const Tensor& small_in, float s,
+                                           const Tensor* residual_in, Activation a) {
+  const char* op = "add_bilinear_upsampled";
+  check_image(x_in, op);
+  check_image(small_in, op);
+  cuda::require(small_in.size(0) == x_in.size(0) && small_in.size(1) == x_in.size(1), op,
+                "small " + shape_str(small_in.shape()) + " does not match x " +
+                    shape_str(x_in.shape()));
+  cuda::require(!residual_in || residual_in->shape() == x_in.shape(), op,
+                "residual " + (residual_in ? shape_str(residual_in->shape()) : std::string()) +
+                    " does not match x " + shape_str(x_in.shape()));
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in), small = c.input(small_in);
+  Tensor residual;
+  if (residual_in) residual = c.input(*residual_in);
+  const int64_t out_h = x.size(2), out_w = x.size(3);
+  Tensor out = c.empty(x.shape());
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  std::vector<std::shared_ptr<void>> keep;
+  const SeparableTaps t = device_taps(c, small, out_h, out_w, TableKind::kLinear, false,
+                                      linear_taps(small.size(2), out_h, false),
+                                      linear_taps(small.size(3), out_w, false), keep);
+  SDVSR_LAUNCH(add_resampled_kernel, blocks_for(total), kThreads, c.stream)(
+      x.raw_data(), small.raw_data(), residual_in ? residual.raw_data() : nullptr,
+      out.raw_data(), total, t, s, a);
+  cuda::check_launch(op);
+  return out;
 }
 
 Tensor CudaBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
