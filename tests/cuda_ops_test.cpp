@@ -159,6 +159,76 @@ TEST(CudaOps, Norms) {
   EXPECT_TRUE(Parity(gpu().softmax(s), cpu().softmax(s)));
 }
 
+// ---- fused ops (one pass for the pointwise tail; the same values as the CPU's) ----
+
+TEST(CudaOps, ConvolutionsWithTheirTails) {
+  REQUIRE_CUDA();
+  const Tensor x = random({2, 6, 9, 11}, 40, -2.f, 2.f);
+  const Tensor w1 = random({8, 6, 3, 3}, 41, -0.4f, 0.4f), b1 = random({8}, 42);
+  const Tensor w2 = random({8, 8, 3, 3}, 43, -0.4f, 0.4f), b2 = random({8}, 44);
+  const Tensor w3 = random({5, 8, 1, 1}, 45, -0.4f, 0.4f);
+  const Tensor temb = random({2, 8}, 46), skip = random({2, 8, 9, 11}, 47);
+  const Tensor skip3 = random({2, 5, 9, 11}, 48);
+  const Conv2dParams p3{1, 1, 1, 1, 1, 1, 1}, p1{1, 1, 0, 0, 1, 1, 1};
+  EXPECT_TRUE(Parity(gpu().conv2d_add(x, w1, &b1, p3, skip), cpu().conv2d_add(x, w1, &b1, p3, skip)));
+  EXPECT_TRUE(Parity(gpu().conv2d_add(x, w1, nullptr, p3, skip),
+                     cpu().conv2d_add(x, w1, nullptr, p3, skip)));
+  // A ResNet-like stack: a time embedding and SiLU, then ReLU, then a 1x1 into a skip.
+  const std::vector<ConvStage> stages{{&w1, &b1, p3, Activation::kSiLU, &temb},
+                                      {&w2, &b2, p3, Activation::kReLU},
+                                      {&w3, nullptr, p1, Activation::kTanh}};
+  EXPECT_TRUE(Parity(gpu().conv2d_stack(x, stages, &skip3), cpu().conv2d_stack(x, stages, &skip3)));
+  EXPECT_TRUE(Parity(gpu().conv2d_stack(x, stages, nullptr), cpu().conv2d_stack(x, stages, nullptr)));
+  // The normalised forms compose these.
+  const Tensor g = random({6}, 49), be = random({6}, 50);
+  const GroupNormAct norm{3, &g, &be, 1e-5f, Activation::kSiLU};
+  EXPECT_TRUE(Parity(gpu().group_norm_act_conv2d(x, norm, stages[0], nullptr),
+                     cpu().group_norm_act_conv2d(x, norm, stages[0], nullptr)));
+  const ConvStage conv2{&w2, &b2, p3};
+  const Tensor h = random({2, 8, 9, 11}, 51);
+  const Tensor g8 = random({8}, 52), be8 = random({8}, 53);
+  const GroupNormAct norm8{4, &g8, &be8, 1e-5f, Activation::kSiLU};
+  const Tensor w6 = random({8, 6, 1, 1}, 54, -0.4f, 0.4f);
+  const ConvStage shortcut{&w6, nullptr, p1};
+  EXPECT_TRUE(Parity(gpu().group_norm_act_conv2d_shortcut(h, norm8, conv2, x, shortcut),
+                     cpu().group_norm_act_conv2d_shortcut(h, norm8, conv2, x, shortcut)));
+  EXPECT_THROW(gpu().conv2d_add(x, w1, &b1, p3, skip3), std::runtime_error);
+  const Tensor wrong_temb = random({2, 5}, 55);
+  EXPECT_THROW(gpu().conv2d_stack(x, {{&w1, &b1, p3, Activation::kNone, &wrong_temb}}, nullptr),
+               std::runtime_error);
+}
+
+TEST(CudaOps, ProductsWithTheirTails) {
+  REQUIRE_CUDA();
+  const Tensor x = random({2, 7, 33}, 60), w = random({19, 33}, 61), b = random({19}, 62);
+  const Tensor r = random({2, 7, 19}, 63);
+  EXPECT_TRUE(Parity(gpu().linear_add(x, w, &b, r), cpu().linear_add(x, w, &b, r)));
+  EXPECT_TRUE(Parity(gpu().linear_add(x, w, nullptr, r), cpu().linear_add(x, w, nullptr, r)));
+  const Tensor wg = random({2 * 12, 33}, 64), bg = random({2 * 12}, 65);
+  EXPECT_TRUE(Parity(gpu().linear_geglu(x, wg, &bg), cpu().linear_geglu(x, wg, &bg)));
+  EXPECT_TRUE(Parity(gpu().linear_geglu(x, wg, nullptr), cpu().linear_geglu(x, wg, nullptr)));
+  const Tensor both = random({2, 5, 2 * 9}, 66, -3.f, 3.f);
+  EXPECT_TRUE(Parity(gpu().geglu(both), cpu().geglu(both)));
+  EXPECT_THROW(gpu().linear_add(x, w, &b, random({2, 7, 18}, 67)), std::runtime_error);
+  EXPECT_THROW(gpu().linear_geglu(x, random({13, 33}, 68), nullptr), std::runtime_error);
+}
+
+TEST(CudaOps, NormsWithActivationsAndTokens) {
+  REQUIRE_CUDA();
+  const Tensor x = random({2, 6, 7, 9}, 70, -3.f, 5.f);
+  const Tensor g = random({6}, 71), b = random({6}, 72);
+  for (Activation a : {Activation::kSiLU, Activation::kNone}) {
+    EXPECT_TRUE(Parity(gpu().group_norm_act(x, 3, &g, &b, 1e-5f, a),
+                       cpu().group_norm_act(x, 3, &g, &b, 1e-5f, a)));
+    const GroupNormAct norm{2, &g, &b, 1e-6f, a};
+    EXPECT_TRUE(Parity(gpu().group_norm_act_tokens(x, norm), cpu().group_norm_act_tokens(x, norm)));
+  }
+  const Tensor tokens = random({2, 63, 6}, 73), skip = random({2, 6, 7, 9}, 74);
+  EXPECT_TRUE(Parity(gpu().tokens_to_nchw_add(tokens, 7, 9, skip),
+                     cpu().tokens_to_nchw_add(tokens, 7, 9, skip)));
+  EXPECT_THROW(gpu().tokens_to_nchw_add(tokens, 9, 9, skip), std::runtime_error);
+}
+
 // ---- elementwise and layout ----
 
 TEST(CudaOps, Activations) {

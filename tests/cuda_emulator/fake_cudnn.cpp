@@ -1,7 +1,6 @@
-// The cuDNN calls the CUDA backend makes (the legacy convolution API and
-// cudnnAddTensor), on the emulated device (emulated_device.h): a host
-// implementation with cuDNN's documented semantics, linked in place of
-// libcudnn in tests without a GPU.
+// The cuDNN calls the CUDA backend makes (the legacy convolution API), on the
+// emulated device (emulated_device.h): a host implementation with cuDNN's
+// documented semantics, linked in place of libcudnn in tests without a GPU.
 //
 // Every call checks its arguments at once, on the calling thread, and answers
 // bad ones with the status cuDNN documents; device pointers must lie in live
@@ -663,50 +662,6 @@ cudnnStatus_t CUDNNWINAPI cudnnConvolutionForward(
         }
       }
     }
-  };
-  emu::enqueue(handle->stream, what, std::move(work));
-  return CUDNN_STATUS_SUCCESS;
-}
-
-// ---- C = alpha * A + beta * C, A broadcast along its dimensions of size 1 ----
-
-cudnnStatus_t CUDNNWINAPI cudnnAddTensor(cudnnHandle_t handle, const void* alpha,
-                                         const cudnnTensorDescriptor_t aDesc, const void* A,
-                                         const void* beta, const cudnnTensorDescriptor_t cDesc,
-                                         void* C) {
-  const char* what = "cudnnAddTensor";
-  if (cudnnStatus_t s = check_handle(handle, what); s != CUDNN_STATUS_SUCCESS) return s;
-  if (!alpha || !beta || !A || !C) return CUDNN_STATUS_BAD_PARAM;
-  if (!usable(aDesc, what, "tensor descriptor") || !usable(cDesc, what, "tensor descriptor"))
-    return CUDNN_STATUS_BAD_PARAM;
-  if (!aDesc->set || !cDesc->set) return CUDNN_STATUS_BAD_PARAM;
-  // Documented NOT_SUPPORTED: different data types, or A's dimensions neither
-  // 1 nor C's.
-  if (aDesc->type != cDesc->type) return CUDNN_STATUS_NOT_SUPPORTED;
-  const cudnnTensorStruct ad = *aDesc, cd = *cDesc;
-  auto fits = [](int a, int c) { return a == c || a == 1; };
-  if (!fits(ad.n, cd.n) || !fits(ad.c, cd.c) || !fits(ad.h, cd.h) || !fits(ad.w, cd.w))
-    return CUDNN_STATUS_NOT_SUPPORTED;
-  const Elem e = elem_of(cd.type);
-  require_device(what, "A " + dims(ad.n, ad.c, ad.h, ad.w, ad.type), A,
-                 static_cast<size_t>(numel(ad)) * elem_size(e));
-  require_device(what, "C " + dims(cd.n, cd.c, cd.h, cd.w, cd.type), C,
-                 static_cast<size_t>(numel(cd)) * elem_size(e));
-  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  auto work = [ad, cd, e, A, C, a, b] {
-    for (int64_t n = 0; n < cd.n; ++n)
-      for (int64_t c = 0; c < cd.c; ++c)
-        for (int64_t h = 0; h < cd.h; ++h)
-          for (int64_t w = 0; w < cd.w; ++w) {
-            const int64_t ai = (((ad.n == 1 ? 0 : n) * ad.c + (ad.c == 1 ? 0 : c)) * ad.h +
-                                (ad.h == 1 ? 0 : h)) *
-                                   ad.w +
-                               (ad.w == 1 ? 0 : w);
-            const int64_t ci = ((n * cd.c + c) * cd.h + h) * cd.w + w;
-            float out = a * load(A, ai, e);
-            if (b != 0.f) out = out + b * load(C, ci, e);  // beta == 0: C not read
-            store(C, ci, e, out);
-          }
   };
   emu::enqueue(handle->stream, what, std::move(work));
   return CUDNN_STATUS_SUCCESS;

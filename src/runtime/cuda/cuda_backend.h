@@ -6,8 +6,10 @@
 // cuBLAS for matrix products, cuDNN for convolutions, kernels of our own for
 // the rest. One method family per file, mirroring runtime/cpu/:
 // cuda_conv.cpp, cuda_matmul.cpp, cuda_norm.cu, cuda_elementwise.cu,
-// cuda_resample.cu, cuda_attention.cu, cuda_raft.cu; recording CUDA graphs in
-// cuda_graph.cpp.
+// cuda_resample.cu, cuda_attention.cu, cuda_raft.cu; the pointwise tails of
+// products (bias, skip, activation, GEGLU) in cuda_epilogue.cu; recording
+// CUDA graphs in cuda_graph.cpp. The fused ops of backend.h that save whole
+// passes over a tensor are overridden; the rest compose.
 //
 // Devices: results are kCuda tensors in memory from a caching allocator
 // (cudaMallocAsync's stream-ordered pool, Context::empty). Host inputs are accepted everywhere: borrowed host tensors
@@ -24,7 +26,8 @@
 namespace sdvsr {
 
 namespace cuda {
-struct Context;  // stream, cuBLAS and cuDNN handles, caches (cuda_context.h)
+struct Context;   // stream, cuBLAS and cuDNN handles, caches (cuda_context.h)
+struct Epilogue;  // a product's pointwise tail in one pass (cuda_context.h)
 }
 
 class CudaBackend final : public Backend {
@@ -51,7 +54,15 @@ class CudaBackend final : public Backend {
 
   Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                 const Conv2dParams& p) override;
+  Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Conv2dParams& p, const Tensor& residual) override;
+  Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                      const Tensor* residual) override;
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                    const Tensor& residual) override;
+  Tensor linear_geglu(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  Tensor geglu(const Tensor& x) override;
   Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_b) override;
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                    bool causal) override;
@@ -63,6 +74,9 @@ class CudaBackend final : public Backend {
   Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                     const Tensor* gamma, const Tensor* beta, float eps) override;
   Tensor instance_norm(const Tensor& x, float eps) override;
+  Tensor group_norm_act(const Tensor& x, int groups, const Tensor* gamma, const Tensor* beta,
+                        float eps, Activation a) override;
+  Tensor group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) override;
   Tensor softmax(const Tensor& x) override;
 
   Tensor activation(const Tensor& x, Activation a) override;
@@ -77,6 +91,8 @@ class CudaBackend final : public Backend {
   Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) override;
   Tensor nchw_to_tokens(const Tensor& x) override;
   Tensor tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) override;
+  Tensor tokens_to_nchw_add(const Tensor& tokens, int64_t h, int64_t w,
+                            const Tensor& residual) override;
   Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
 
   Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) override;
@@ -111,9 +127,17 @@ class CudaBackend final : public Backend {
   int64_t weight_uploads();
 
  private:
-  // conv2d in float16 / bfloat16 with float32 compute into `out` (cuda_conv.cpp).
-  void conv2d_reduced(const Tensor& x, const Tensor& weight, const Tensor* bias,
-                      const Conv2dParams& p, Tensor& out);
+  // act(conv(x) + bias + channel_add + residual) of one stage (cuda_conv.cpp);
+  // `op` names the caller in errors.
+  Tensor conv2d_fused(const Tensor& x, const ConvStage& stage, const Tensor* residual,
+                      const char* op);
+  // conv2d in float16 / bfloat16 with float32 compute into `out`, widened by
+  // `epilogue` (cuda_conv.cpp).
+  void conv2d_reduced(const Tensor& x, const Tensor& weight, const Conv2dParams& p,
+                      const cuda::Epilogue& epilogue, Tensor& out);
+  // x [..., in] times weight [out, in] transposed into out [..., out], no bias
+  // (cuda_matmul.cpp).
+  Tensor product_rows(const Tensor& x, const Tensor& weight, const char* op);
 
   int index_;
   ComputeDtype dtype_;

@@ -143,16 +143,31 @@ struct Context {
   std::map<std::vector<int64_t>, std::shared_ptr<void>> tables_;
 };
 
-// Kernel launchers other files share (defined in cuda_elementwise.cu).
-// y[r, j] += bias[j] for a row-major [rows, cols] y (linear's bias, added after the product).
-void add_row_bias(Context& c, float* y, const float* bias, int64_t rows, int64_t cols);
+// What follows a product in one pass (cuda_epilogue.cu), in the order the
+// CPU's separate ops take: v = y + bias[ch]; v = v + channel_add[image, ch];
+// v = residual + v; act(v). For y [images, channels, inner]: an NCHW
+// convolution output has inner = H*W; a row-major [rows, cols] product has
+// images = rows, channels = cols, inner = 1. Null pointers are left out.
+struct Epilogue {
+  const float* bias = nullptr;         // [channels]
+  const float* channel_add = nullptr;  // [images, channels]
+  const float* residual = nullptr;     // y's shape
+  Activation act = Activation::kNone;
+  bool any() const;
+};
+// y = epilogue(src) over `total` floats (src may be y).
+void apply_epilogue(Context& c, const float* src, float* y, int64_t total, int64_t inner,
+                    int64_t channels, const Epilogue& e);
+// y = epilogue(float(y16)) for a product computed in the 16-bit dtype.
+void widen_epilogue(Context& c, const void* y16, float* y, int64_t total, int64_t inner,
+                    int64_t channels, const Epilogue& e, ComputeDtype dtype);
+// y [rows, inner] = geglu of a product [rows, 2 * inner] of both halves, with
+// the bias [2 * inner] (may be null) added to each half first.
+void geglu_rows(Context& c, const float* product, const float* bias, float* y, int64_t rows,
+                int64_t inner);
 
 // float32 -> the 16-bit dtype (float16 or bfloat16), round to nearest even (cuda_reduced.cu).
 void round_to_reduced(Context& c, const float* x, void* y, int64_t n, ComputeDtype dtype);
-// y[i] = float(y16[i]) + bias[(i / hw) % channels] (no bias when bias is null) for an
-// NCHW convolution output computed in the 16-bit dtype (cuda_reduced.cu).
-void widen_add_channel_bias(Context& c, const void* y16, float* y, const float* bias, int64_t n,
-                            int64_t hw, int64_t channels, ComputeDtype dtype);
 // The cuBLAS type of the 16-bit dtype (CUDA_R_16F, CUDA_R_16BF).
 cudaDataType_t cublas_type(ComputeDtype dtype);
 

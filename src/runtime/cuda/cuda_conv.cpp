@@ -4,7 +4,9 @@
 // (Winograd and FFT change the rounding beyond the 1e-5 parity bound).
 // A float16 / bfloat16 backend runs cuDNN's PSEUDO_HALF / PSEUDO_BFLOAT16
 // configuration instead: x, w and y in 16 bits, float32 compute, tensor-op
-// math allowed; y is widened to float32 and the bias added in float32.
+// math allowed; y is widened to float32 by the epilogue.
+// The bias, a time embedding, a skip connection and the activation follow in
+// one pass (cuda::Epilogue), so conv2d_add and conv2d_stack cost no extra passes.
 #include <algorithm>
 #include <memory>
 
@@ -116,9 +118,9 @@ std::vector<cuda::ConvAlgo> reduced_candidates(cuda::Context& c, const TensorDes
 
 }  // namespace
 
-// x, w, y in float16 / bfloat16, float32 compute; y widened into `out` with the bias.
-void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
-                                 const Conv2dParams& p, Tensor& out) {
+// x, w, y in float16 / bfloat16, float32 compute; y widened into `out` by its epilogue.
+void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const Conv2dParams& p,
+                                 const cuda::Epilogue& epilogue, Tensor& out) {
   cuda::Context& c = *ctx_;
   const int64_t n = x_in.size(0), ch = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
   const int64_t o = w_in.size(0), kh = w_in.size(2), kw = w_in.size(3);
@@ -172,38 +174,75 @@ void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const T
                               .c_str());
     }
   }
-  Tensor b;
-  if (bias_in) b = c.input(*bias_in);
-  cuda::widen_add_channel_bias(c, y16.get(), out.raw_data(), bias_in ? b.raw_data() : nullptr,
-                               out.numel(), ho * wo, o, dtype_);
+  cuda::widen_epilogue(c, y16.get(), out.raw_data(), out.numel(), ho * wo, o, epilogue, dtype_);
 }
 
-Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
+Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor* bias,
                            const Conv2dParams& p) {
-  cuda::require(x_in.dim() == 4 && w_in.dim() == 4, "conv2d",
+  return conv2d_fused(x, ConvStage{&weight, bias, p}, nullptr, "conv2d");
+}
+
+Tensor CudaBackend::conv2d_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                               const Conv2dParams& p, const Tensor& residual) {
+  return conv2d_fused(x, ConvStage{&weight, bias, p}, &residual, "conv2d_add");
+}
+
+Tensor CudaBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
+                                 const Tensor* residual) {
+  cuda::require(!stages.empty(), "conv2d_stack", "no stages");
+  Tensor h = x;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    cuda::require(stages[k].weight != nullptr, "conv2d_stack", "stage without weights");
+    h = conv2d_fused(h, stages[k], k + 1 == stages.size() ? residual : nullptr, "conv2d_stack");
+  }
+  return h;
+}
+
+// act(conv(x) + bias + channel_add + residual): cuDNN's convolution, then its
+// epilogue in one pass (cuda_epilogue.cu) instead of one op each.
+Tensor CudaBackend::conv2d_fused(const Tensor& x_in, const ConvStage& st, const Tensor* residual,
+                                 const char* op) {
+  const Tensor& w_in = *st.weight;
+  const Tensor* bias_in = st.bias;
+  const Conv2dParams& p = st.params;
+  cuda::require(x_in.dim() == 4 && w_in.dim() == 4, op,
                 "x " + shape_str(x_in.shape()) + " and weight " + shape_str(w_in.shape()) +
                     " must be 4-D");
   const int64_t n = x_in.size(0), ch = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
   const int64_t o = w_in.size(0), kh = w_in.size(2), kw = w_in.size(3);
   cuda::require(p.groups >= 1 && ch % p.groups == 0 && o % p.groups == 0 &&
                     w_in.size(1) == ch / p.groups,
-                "conv2d",
+                op,
                 "weight " + shape_str(w_in.shape()) + " does not fit x " + shape_str(x_in.shape()) +
                     " with groups " + std::to_string(p.groups));
-  cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == o), "conv2d",
+  cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == o), op,
                 "bias shape does not match weight " + shape_str(w_in.shape()));
   const int64_t ho = conv2d_out_h(p, h, kh);
   const int64_t wo = conv2d_out_w(p, w, kw);
-  cuda::require(ho > 0 && wo > 0, "conv2d", "empty output for input " + shape_str(x_in.shape()));
+  cuda::require(ho > 0 && wo > 0, op, "empty output for input " + shape_str(x_in.shape()));
+  const Shape out_shape{n, o, ho, wo};
+  cuda::require(!residual || residual->shape() == out_shape, op,
+                "residual " + (residual ? shape_str(residual->shape()) : std::string()) +
+                    " does not match the output " + shape_str(out_shape));
+  cuda::require(!st.channel_add || st.channel_add->shape() == Shape{n, o}, op,
+                "channel_add " + (st.channel_add ? shape_str(st.channel_add->shape()) : "") +
+                    " is not [N, C] of the output " + shape_str(out_shape));
 
   cuda::Context& c = *ctx_;
+  // Device copies of the epilogue's operands, alive until its launch is queued.
+  Tensor b, add, skip;
+  cuda::Epilogue e;
+  if (bias_in) e.bias = (b = c.input(*bias_in)).raw_data();
+  if (st.channel_add) e.channel_add = (add = c.input(*st.channel_add)).raw_data();
+  if (residual) e.residual = (skip = c.input(*residual)).raw_data();
+  e.act = st.act;
   if (dtype_ != ComputeDtype::kFloat32) {
-    Tensor out = c.empty({n, o, ho, wo});
-    if (n > 0 && o > 0) conv2d_reduced(x_in, w_in, bias_in, p, out);
+    Tensor out = c.empty(out_shape);
+    if (n > 0 && o > 0) conv2d_reduced(x_in, w_in, p, e, out);
     return out;
   }
   const Tensor x = c.input(x_in), wt = c.input(w_in);
-  Tensor out = c.empty({n, o, ho, wo});
+  Tensor out = c.empty(out_shape);
   if (n == 0) return out;
   const TensorDesc xd(n, ch, h, w), yd(n, o, ho, wo);
   const FilterDesc wd(o, ch / p.groups, kh, kw);
@@ -224,12 +263,7 @@ Tensor CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor*
                                       algo.algo, workspace.get(), algo.workspace_bytes, &zero,
                                       yd.d, out.raw_data()),
               "conv2d (cudnnConvolutionForward)");
-  if (bias_in) {
-    const Tensor b = c.input(*bias_in);
-    const TensorDesc bd(1, o, 1, 1);
-    cuda::check(cudnnAddTensor(c.cudnn, &one, bd.d, b.raw_data(), &one, yd.d, out.raw_data()),
-                "conv2d (bias)");
-  }
+  cuda::apply_epilogue(c, out.raw_data(), out.raw_data(), out.numel(), ho * wo, o, e);
   return out;
 }
 

@@ -60,10 +60,6 @@ __global__ void permute_kernel(const float* x, float* y, int64_t n, PermuteGeome
   }
 }
 
-__global__ void row_bias_kernel(float* y, const float* b, int64_t n, int64_t cols) {
-  SDVSR_GRID_STRIDE(i, n) y[i] += b[i % cols];
-}
-
 int normalise_dim(int dim, int64_t rank, const char* op) {
   const int64_t d = dim < 0 ? dim + rank : dim;
   cuda::require(d >= 0 && d < rank, op,
@@ -72,12 +68,6 @@ int normalise_dim(int dim, int64_t rank, const char* op) {
 }
 
 }  // namespace
-
-void cuda::add_row_bias(Context& c, float* y, const float* bias, int64_t rows, int64_t cols) {
-  const int64_t n = rows * cols;
-  if (n) SDVSR_LAUNCH(row_bias_kernel, blocks_for(n), kThreads, c.stream)(y, bias, n, cols);
-  check_launch("bias");
-}
 
 Tensor CudaBackend::activation(const Tensor& x_in, Activation a) {
   cuda::Context& c = *ctx_;
@@ -265,6 +255,41 @@ Tensor CudaBackend::tokens_to_nchw(const Tensor& x, int64_t h, int64_t w) {
                     std::to_string(w) + ", C]");
   const int64_t n = x.size(0), ch = x.size(2);
   return permute(x, {0, 2, 1}).reshape({n, ch, h, w});
+}
+
+namespace {
+
+// y [N, C, hw] = tokens [N, hw, C] moved back to NCHW, plus the residual: add's one addition.
+__global__ void tokens_add_kernel(const float* tokens, const float* residual, float* y,
+                                  int64_t total, int64_t c, int64_t hw) {
+  SDVSR_GRID_STRIDE(i, total) {
+    const int64_t p = i % hw, ch = (i / hw) % c, n = i / (hw * c);
+    y[i] = tokens[(n * hw + p) * c + ch] + residual[i];
+  }
+}
+
+}  // namespace
+
+Tensor CudaBackend::tokens_to_nchw_add(const Tensor& tokens_in, int64_t h, int64_t w,
+                                       const Tensor& residual_in) {
+  const char* op = "tokens_to_nchw_add";
+  cuda::require(tokens_in.dim() == 3 && tokens_in.size(1) == h * w, op,
+                "tokens " + shape_str(tokens_in.shape()) + " are not [N, " + std::to_string(h) +
+                    "*" + std::to_string(w) + ", C]");
+  const int64_t n = tokens_in.size(0), ch = tokens_in.size(2);
+  const Shape out_shape{n, ch, h, w};
+  cuda::require(residual_in.shape() == out_shape, op,
+                "residual " + shape_str(residual_in.shape()) + " does not match " +
+                    shape_str(out_shape));
+  cuda::Context& c = *ctx_;
+  const Tensor tokens = c.input(tokens_in), residual = c.input(residual_in);
+  Tensor out = c.empty(out_shape);
+  const int64_t total = out.numel();
+  if (total)
+    SDVSR_LAUNCH(tokens_add_kernel, blocks_for(total), kThreads, c.stream)(
+        tokens.raw_data(), residual.raw_data(), out.raw_data(), total, ch, h * w);
+  cuda::check_launch(op);
+  return out;
 }
 
 }  // namespace sdvsr

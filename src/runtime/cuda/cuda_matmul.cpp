@@ -4,6 +4,7 @@
 // A float16 / bfloat16 backend rounds both operands to 16 bits (weights once,
 // cached; activations per call) and runs cublasGemmEx with float32
 // accumulation and a float32 result, the same transposed geometry.
+// The bias, a skip connection or the GEGLU follow in one pass (cuda_epilogue.cu).
 #include <algorithm>
 
 #include "runtime/cuda/cuda_backend.h"
@@ -11,12 +12,10 @@
 
 namespace sdvsr {
 
-Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in) {
-  cuda::require(x_in.dim() >= 1 && w_in.dim() == 2 && x_in.size(-1) == w_in.size(1), "linear",
+Tensor CudaBackend::product_rows(const Tensor& x_in, const Tensor& w_in, const char* op) {
+  cuda::require(x_in.dim() >= 1 && w_in.dim() == 2 && x_in.size(-1) == w_in.size(1), op,
                 "x " + shape_str(x_in.shape()) + " does not fit weight " + shape_str(w_in.shape()));
   const int64_t in = w_in.size(1), out_f = w_in.size(0);
-  cuda::require(!bias_in || (bias_in->dim() == 1 && bias_in->size(0) == out_f), "linear",
-                "bias does not match weight " + shape_str(w_in.shape()));
   cuda::Context& c = *ctx_;
   const bool reduced = dtype_ != ComputeDtype::kFloat32;
   // A reduced backend reads the weight's 16-bit copy only (no float32 upload kept).
@@ -27,7 +26,7 @@ Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor*
   const int64_t rows = out_f > 0 ? out.numel() / out_f : 0;  // also when in == 0
   if (rows == 0) return out;
   if (in == 0) {
-    cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), "linear");
+    cuda::check(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(float), c.stream), op);
   } else if (reduced) {
     const cuda::Reduced w16 = c.reduced(w_in, /*weight=*/true), x16 = c.reduced(x, false);
     const cudaDataType_t t16 = cuda::cublas_type(dtype_);
@@ -47,10 +46,83 @@ Tensor CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor*
                             out.raw_data(), static_cast<int>(out_f)),
                 "linear (cublasSgemm)");
   }
-  if (bias_in) {
+  return out;
+}
+
+namespace {
+
+// A bias [out] for weight [out, in], checked.
+void require_bias(const Tensor* bias, const Tensor& w, const char* op) {
+  cuda::require(!bias || (bias->dim() == 1 && w.dim() == 2 && bias->size(0) == w.size(0)), op,
+                "bias does not match weight " + shape_str(w.shape()));
+}
+
+}  // namespace
+
+Tensor CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias_in) {
+  require_bias(bias_in, w, "linear");
+  Tensor out = product_rows(x, w, "linear");
+  if (bias_in && out.numel() > 0) {
+    cuda::Context& c = *ctx_;
     const Tensor b = c.input(*bias_in);
-    cuda::add_row_bias(c, out.raw_data(), b.raw_data(), rows, out_f);
+    cuda::Epilogue e;
+    e.bias = b.raw_data();
+    cuda::apply_epilogue(c, out.raw_data(), out.raw_data(), out.numel(), 1, w.size(0), e);
   }
+  return out;
+}
+
+// residual + (x W^T + bias): the bias and the skip in one pass after the product.
+Tensor CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bias_in,
+                               const Tensor& residual_in) {
+  require_bias(bias_in, w, "linear_add");
+  Tensor out = product_rows(x, w, "linear_add");
+  cuda::require(residual_in.shape() == out.shape(), "linear_add",
+                "residual " + shape_str(residual_in.shape()) + " does not match the output " +
+                    shape_str(out.shape()));
+  if (out.numel() == 0) return out;
+  cuda::Context& c = *ctx_;
+  Tensor b;
+  const Tensor residual = c.input(residual_in);
+  cuda::Epilogue e;
+  if (bias_in) e.bias = (b = c.input(*bias_in)).raw_data();
+  e.residual = residual.raw_data();
+  cuda::apply_epilogue(c, out.raw_data(), out.raw_data(), out.numel(), 1, w.size(0), e);
+  return out;
+}
+
+// One product of both halves [..., 2 * inner], then hidden * gelu(gate) with
+// each half's bias, in one pass.
+Tensor CudaBackend::linear_geglu(const Tensor& x, const Tensor& w, const Tensor* bias_in) {
+  cuda::require(w.dim() == 2 && w.size(0) % 2 == 0, "linear_geglu",
+                "weight " + shape_str(w.shape()) + " needs an even output count (hidden | gate)");
+  require_bias(bias_in, w, "linear_geglu");
+  const Tensor both = product_rows(x, w, "linear_geglu");
+  const int64_t inner = w.size(0) / 2;
+  Shape out_shape = both.shape();
+  out_shape.back() = inner;
+  cuda::Context& c = *ctx_;
+  Tensor out = c.empty(out_shape);
+  const int64_t rows = inner > 0 ? out.numel() / inner : 0;
+  Tensor b;
+  if (bias_in) b = c.input(*bias_in);
+  cuda::geglu_rows(c, both.raw_data(), bias_in ? b.raw_data() : nullptr, out.raw_data(), rows,
+                   inner);
+  return out;
+}
+
+Tensor CudaBackend::geglu(const Tensor& x_in) {
+  const int64_t last = x_in.dim() - 1;
+  cuda::require(last >= 0 && x_in.size(last) % 2 == 0, "geglu",
+                "x " + shape_str(x_in.shape()) + " needs an even last dimension (hidden | gate)");
+  cuda::Context& c = *ctx_;
+  const Tensor x = c.input(x_in);
+  const int64_t inner = x.size(last) / 2;
+  Shape out_shape = x.shape();
+  out_shape.back() = inner;
+  Tensor out = c.empty(out_shape);
+  const int64_t rows = inner > 0 ? out.numel() / inner : 0;
+  cuda::geglu_rows(c, x.raw_data(), nullptr, out.raw_data(), rows, inner);
   return out;
 }
 

@@ -3,6 +3,7 @@
 // deviations), the affine folded the way PyTorch folds it. One block per row.
 #include <cmath>
 
+#include "runtime/cuda/cuda_activation.cuh"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
 
@@ -60,16 +61,34 @@ __global__ void row_moments_kernel(const float* x, int64_t len, float eps, float
   }
 }
 
-// x [N, C, spatial] in groups of cg channels: y = x * a + b per channel.
-__global__ void group_apply_kernel(const float* x, float* y, int64_t total, int64_t c,
-                                   int64_t spatial, int64_t cg, int groups, const float* mean,
-                                   const float* rstd, const float* gamma, const float* beta) {
-  SDVSR_GRID_STRIDE(i, total) {
-    const int64_t nc = i / spatial, ch = nc % c, n = nc / c;
+// The statistics of x [N, C, spatial] in groups of cg channels and the affine
+// parameters: y = act(x * a + b) per channel.
+struct GroupApply {
+  int64_t c, spatial, cg;
+  int groups;
+  const float *mean, *rstd, *gamma, *beta;
+  Activation act;
+  __device__ float operator()(float v, int64_t n, int64_t ch) const {
     const int64_t ng = n * groups + ch / cg;
     const float a = rstd[ng] * (gamma ? gamma[ch] : 1.f);
     const float b = -a * mean[ng] + (beta ? beta[ch] : 0.f);
-    y[i] = x[i] * a + b;
+    return cuda::apply_activation(v * a + b, act);
+  }
+};
+
+__global__ void group_apply_kernel(const float* x, float* y, int64_t total, GroupApply g) {
+  SDVSR_GRID_STRIDE(i, total) {
+    const int64_t nc = i / g.spatial;
+    y[i] = g(x[i], nc / g.c, nc % g.c);
+  }
+}
+
+// The same into tokens [N, spatial, C] (a Transformer2D's input), one thread
+// per token element.
+__global__ void group_apply_tokens_kernel(const float* x, float* y, int64_t total, GroupApply g) {
+  SDVSR_GRID_STRIDE(i, total) {
+    const int64_t ch = i % g.c, p = (i / g.c) % g.spatial, n = i / (g.c * g.spatial);
+    y[i] = g(x[(n * g.c + ch) * g.spatial + p], n, ch);
   }
 }
 
@@ -150,28 +169,63 @@ const float* optional_ptr(cuda::Context& c, const Tensor* t, Tensor& slot) {
 
 }  // namespace
 
-Tensor CudaBackend::group_norm(const Tensor& x_in, int groups, const Tensor* gamma,
-                               const Tensor* beta, float eps) {
-  cuda::require(x_in.dim() >= 2 && groups > 0 && x_in.size(1) % groups == 0, "group_norm",
+namespace {
+
+// act(group_norm(x)) into NCHW, or into tokens [N, H*W, C] (tokens: x 4-D).
+Tensor group_norm_into(cuda::Context& ctx, const Tensor& x_in, int groups, const Tensor* gamma,
+                       const Tensor* beta, float eps, Activation act, bool tokens,
+                       const char* op) {
+  cuda::require(x_in.dim() >= 2 && groups > 0 && x_in.size(1) % groups == 0, op,
                 "x " + shape_str(x_in.shape()) + " cannot be split into " +
                     std::to_string(groups) + " groups");
+  cuda::require(!tokens || x_in.dim() == 4, op,
+                "x " + shape_str(x_in.shape()) + " must be [N, C, H, W]");
   const int64_t n = x_in.size(0), c = x_in.size(1);
   const int64_t spatial = x_in.numel() / std::max<int64_t>(n * c, 1);
   const int64_t cg = c / groups;
-  check_channel_vector(gamma, c, "group_norm", "gamma");
-  check_channel_vector(beta, c, "group_norm", "beta");
-  cuda::Context& ctx = *ctx_;
+  check_channel_vector(gamma, c, op, "gamma");
+  check_channel_vector(beta, c, op, "beta");
   const Tensor x = ctx.input(x_in);
-  Tensor out = ctx.empty(x.shape());
+  Tensor out = ctx.empty(tokens ? Shape{n, spatial, c} : x.shape());
   const int64_t total = x.numel();
   if (total == 0) return out;
   const RowStats s = row_stats(ctx, x, n * groups, cg * spatial, eps);
   Tensor g, b;
-  SDVSR_LAUNCH(group_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
-      x.raw_data(), out.raw_data(), total, c, spatial, cg, groups, s.mean.raw_data(),
-      s.rstd.raw_data(), optional_ptr(ctx, gamma, g), optional_ptr(ctx, beta, b));
-  cuda::check_launch("group_norm");
+  const GroupApply apply{c,
+                         spatial,
+                         cg,
+                         groups,
+                         s.mean.raw_data(),
+                         s.rstd.raw_data(),
+                         optional_ptr(ctx, gamma, g),
+                         optional_ptr(ctx, beta, b),
+                         act};
+  if (tokens)
+    SDVSR_LAUNCH(group_apply_tokens_kernel, blocks_for(total), kThreads, ctx.stream)(
+        x.raw_data(), out.raw_data(), total, apply);
+  else
+    SDVSR_LAUNCH(group_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
+        x.raw_data(), out.raw_data(), total, apply);
+  cuda::check_launch(op);
   return out;
+}
+
+}  // namespace
+
+Tensor CudaBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
+                               const Tensor* beta, float eps) {
+  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, Activation::kNone, false,
+                         "group_norm");
+}
+
+Tensor CudaBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gamma,
+                                   const Tensor* beta, float eps, Activation a) {
+  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, a, false, "group_norm_act");
+}
+
+Tensor CudaBackend::group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) {
+  return group_norm_into(*ctx_, x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act, true,
+                         "group_norm_act_tokens");
 }
 
 Tensor CudaBackend::layer_norm(const Tensor& x_in, const Tensor* gamma, const Tensor* beta,
