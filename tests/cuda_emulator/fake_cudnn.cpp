@@ -203,8 +203,6 @@ std::string dims(int a, int b, int c, int d, cudnnDataType_t t) {
   return s.append("] ").append(type_name(t));
 }
 
-int64_t numel(const cudnnTensorStruct& t) { return int64_t{t.n} * t.c * t.h * t.w; }
-
 cudnnStatus_t check_handle(cudnnHandle_t h, const char* what) {
   return usable(h, what, "cuDNN handle") ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
 }
