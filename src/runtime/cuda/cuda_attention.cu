@@ -1,8 +1,10 @@
 // Multi-head attention without a score matrix (flash-style online softmax):
 // each thread owns one query row of one head, keys and values stream through
 // shared memory in tiles, and the running max / sum rescale the accumulator.
-// Written for clarity first (float32 parity); the accumulator lives in local
-// memory, so head sizes above kMaxHeadDim are refused.
+// Written for clarity first (float32 parity). The kernel is built per head-size
+// bucket (kD: 32, 64, 128, 256; the head size d <= kD): the query and the
+// accumulator are arrays of kD with every loop unrolled over kD, so they can
+// live in registers instead of local memory. Head sizes above 256 are refused.
 // A float16 / bfloat16 backend reads q, k and v rounded to 16 bits (half the
 // memory traffic); scores, softmax and the accumulator stay float32.
 #include <cuda_bf16.h>
@@ -25,20 +27,23 @@ __device__ inline float load(const __half* p, int64_t i) { return __half2float(p
 __device__ inline float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
 
 // q [B, Lq, W], k, v [B, Lk, W] with W = heads * d; grid (query tiles, heads, B).
-// T: the element type q, k and v are read in (float, __half, __nv_bfloat16).
-template <typename T>
+// T: the element type q, k and v are read in (float, __half, __nv_bfloat16);
+// d <= kD. Channels from d to kD are zeros in q and the tiles, so the sums
+// over kD are the sums over d.
+template <typename T, int kD>
 __global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
                                  int64_t lq, int64_t lk, int64_t width, int d, float scale,
                                  bool causal) {
-  __shared__ float ks[kKeyTile * kMaxHeadDim];
-  __shared__ float vs[kKeyTile * kMaxHeadDim];
+  __shared__ float ks[kKeyTile * kD];
+  __shared__ float vs[kKeyTile * kD];
   const int64_t b = blockIdx.z, h = blockIdx.y;
   const int64_t i = blockIdx.x * int64_t{kQueries} + threadIdx.x;  // query row
   const bool active = i < lq;
   const T* qrow = q + (b * lq + (active ? i : 0)) * width + h * d;
-  float qv[kMaxHeadDim], acc[kMaxHeadDim];
-  for (int c = 0; c < d; ++c) {
-    qv[c] = load(qrow, c);
+  float qv[kD], acc[kD];
+#pragma unroll
+  for (int c = 0; c < kD; ++c) {
+    qv[c] = c < d ? load(qrow, c) : 0.f;
     acc[c] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
@@ -48,11 +53,11 @@ __global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
   for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
     const int tile = static_cast<int>(min(int64_t{kKeyTile}, keys - j0));
     __syncthreads();
-    for (int e = threadIdx.x; e < tile * d; e += blockDim.x) {
-      const int jj = e / d, c = e % d;
+    for (int e = threadIdx.x; e < tile * kD; e += blockDim.x) {
+      const int jj = e / kD, c = e % kD;
       const int64_t src = (b * lk + j0 + jj) * width + h * d + c;
-      ks[jj * kMaxHeadDim + c] = load(k, src);
-      vs[jj * kMaxHeadDim + c] = load(v, src);
+      ks[e] = c < d ? load(k, src) : 0.f;
+      vs[e] = c < d ? load(v, src) : 0.f;
     }
     __syncthreads();
     if (!active) continue;
@@ -60,20 +65,49 @@ __global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
       const int64_t j = j0 + jj;
       if (causal && j > i) break;
       float s = 0.f;
-      for (int c = 0; c < d; ++c) s += qv[c] * ks[jj * kMaxHeadDim + c];
+#pragma unroll
+      for (int c = 0; c < kD; ++c) s += qv[c] * ks[jj * kD + c];
       s *= scale;
       const float m_new = fmaxf(m, s);
       const float correction = expf(m - m_new);  // 0 for the first key (m = -inf)
       const float p = expf(s - m_new);
       l = l * correction + p;
-      for (int c = 0; c < d; ++c) acc[c] = acc[c] * correction + p * vs[jj * kMaxHeadDim + c];
+#pragma unroll
+      for (int c = 0; c < kD; ++c) acc[c] = acc[c] * correction + p * vs[jj * kD + c];
       m = m_new;
     }
   }
   if (!active) return;
   const float inv = 1.f / l;
   float* orow = out + (b * lq + i) * width + h * d;
-  for (int c = 0; c < d; ++c) orow[c] = acc[c] * inv;
+#pragma unroll
+  for (int c = 0; c < kD; ++c)
+    if (c < d) orow[c] = acc[c] * inv;
+}
+
+template <typename T, int kD>
+void launch_attention(dim3 grid, cudaStream_t stream, const T* q, const T* k, const T* v,
+                      float* out, int64_t lq, int64_t lk, int64_t width, int d, float scale,
+                      bool causal) {
+  const auto attention_for_head_size = attention_kernel<T, kD>;
+  SDVSR_LAUNCH(attention_for_head_size, grid, kQueries, stream)(q, k, v, out, lq, lk, width, d,
+                                                                scale, causal);
+}
+
+// The kernel of the smallest head-size bucket that holds d.
+template <typename T>
+void launch_attention(dim3 grid, cudaStream_t stream, const T* q, const T* k, const T* v,
+                      float* out, int64_t lq, int64_t lk, int64_t width, int d, float scale,
+                      bool causal) {
+  if (d <= 32)
+    launch_attention<T, 32>(grid, stream, q, k, v, out, lq, lk, width, d, scale, causal);
+  else if (d <= 64)
+    launch_attention<T, 64>(grid, stream, q, k, v, out, lq, lk, width, d, scale, causal);
+  else if (d <= 128)
+    launch_attention<T, 128>(grid, stream, q, k, v, out, lq, lk, width, d, scale, causal);
+  else
+    launch_attention<T, kMaxHeadDim>(grid, stream, q, k, v, out, lq, lk, width, d, scale,
+                                     causal);
 }
 
 }  // namespace
@@ -103,23 +137,23 @@ Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tens
   }
   const dim3 grid(static_cast<unsigned>((lq + kQueries - 1) / kQueries),
                   static_cast<unsigned>(heads), static_cast<unsigned>(batch));
+  const int head = static_cast<int>(d);
   if (!reduced) {
-    SDVSR_LAUNCH(attention_kernel<float>, grid, kQueries, c.stream)(
-        q.raw_data(), k.raw_data(), v.raw_data(), out.raw_data(), lq, lk, width,
-        static_cast<int>(d), scale, causal);
+    launch_attention(grid, c.stream, q.raw_data(), k.raw_data(), v.raw_data(), out.raw_data(),
+                     lq, lk, width, head, scale, causal);
   } else {
     const cuda::Reduced q16 = c.reduced(q_in, false), k16 = c.reduced(k_in, false),
                         v16 = c.reduced(v_in, false);
     if (dtype_ == ComputeDtype::kFloat16)
-      SDVSR_LAUNCH(attention_kernel<__half>, grid, kQueries, c.stream)(
-          static_cast<const __half*>(q16.get()), static_cast<const __half*>(k16.get()),
-          static_cast<const __half*>(v16.get()), out.raw_data(), lq, lk, width,
-          static_cast<int>(d), scale, causal);
+      launch_attention(grid, c.stream, static_cast<const __half*>(q16.get()),
+                       static_cast<const __half*>(k16.get()),
+                       static_cast<const __half*>(v16.get()), out.raw_data(), lq, lk, width,
+                       head, scale, causal);
     else
-      SDVSR_LAUNCH(attention_kernel<__nv_bfloat16>, grid, kQueries, c.stream)(
-          static_cast<const __nv_bfloat16*>(q16.get()), static_cast<const __nv_bfloat16*>(k16.get()),
-          static_cast<const __nv_bfloat16*>(v16.get()), out.raw_data(), lq, lk, width,
-          static_cast<int>(d), scale, causal);
+      launch_attention(grid, c.stream, static_cast<const __nv_bfloat16*>(q16.get()),
+                       static_cast<const __nv_bfloat16*>(k16.get()),
+                       static_cast<const __nv_bfloat16*>(v16.get()), out.raw_data(), lq, lk,
+                       width, head, scale, causal);
   }
   cuda::check_launch("attention");
   return out;
