@@ -32,6 +32,16 @@ Backend& cpu() { return cpu_backend(); }
 using test::random_tensor;
 using test::SameBits;
 
+// What `f` throws, or "no error".
+std::string message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 // Runs `body` with 1 and then 2 threads, restoring the count afterwards.
 template <class Body>
 void with_one_and_two_threads(Body&& body) {
@@ -188,14 +198,6 @@ TEST(CpuFusedOps, AddBilinearUpsampledEqualsUpsampleScaleAddsAndActivation) {
 }
 
 TEST(CpuFusedOps, TokenOpsRefuseShapesThatDoNotFitNamingTheOp) {
-  auto message = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   const Tensor x3 = random_tensor({1, 8, 16}, 1);
   const Tensor x4 = random_tensor({1, 8, 4, 4}, 2);
   const std::string rank = message([&] {
@@ -215,14 +217,6 @@ TEST(CpuFusedOps, TokenOpsRefuseShapesThatDoNotFitNamingTheOp) {
 }
 
 TEST(CpuFusedOps, AddBilinearUpsampledRefusesShapesThatDoNotFit) {
-  auto message = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   const Tensor x = random_tensor({1, 8, 8, 8}, 1);
   const Tensor small = random_tensor({1, 4, 2, 2}, 2);  // 4 channels for 8
   const std::string channels =

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_blocked_rows.h"
 #include "runtime/cpu/cpu_dnnl.h"
 
 namespace sdvsr {
@@ -168,28 +169,19 @@ void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activat
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   check(block >= 1 && c % block == 0 && row >= 0 && rows >= 0 && row + rows <= h,
         "group_norm_act_conv2d", "bad rows or channel block for x " + shape_str(x.shape()));
-  // A tile of positions times one channel block is contiguous in the output:
-  // it is normalised, then activated while still in cache. (Channels last,
-  // block == c, gets fewer positions a tile.)
-  const int64_t tile = block <= 16 ? 512 : std::max<int64_t>(16, 16384 / block);
-  const int64_t positions = rows * w;
-  const int64_t blocks = c / block, tiles = (positions + tile - 1) / tile;
+  // Each tile is normalised, then activated while still in cache.
   const float* xs = x.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t nb = 0; nb < n * blocks; ++nb) {
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t image = nb / blocks, c0 = (nb % blocks) * block;
-      const int64_t i0 = t * tile, i1 = std::min(positions, i0 + tile);
-      float* out = dst + (nb * positions + i0) * block;
-      for (int64_t k = 0; k < block; ++k) {
-        const size_t at = static_cast<size_t>(image * c + c0 + k);
+  write_channel_blocks(
+      n, c, rows * w, block, dst,
+      [&](int64_t image, int64_t ch, int64_t i0, int64_t i1, float* out, int64_t stride) {
+        const size_t at = static_cast<size_t>(image * c + ch);
         const float a = affine.scale[at], b = affine.shift[at];
-        const float* src = xs + ((image * c + c0 + k) * h + row) * w;
-        for (int64_t i = i0; i < i1; ++i) out[(i - i0) * block + k] = src[i] * a + b;
-      }
-      if (act != Activation::kNone) activation_span(act, out, (i1 - i0) * block);
-    }
-  }
+        const float* src = xs + ((image * c + ch) * h + row) * w;
+        for (int64_t i = i0; i < i1; ++i) out[(i - i0) * stride] = src[i] * a + b;
+      },
+      [act](float* tile, int64_t count) {
+        if (act != Activation::kNone) activation_span(act, tile, count);
+      });
 }
 
 }  // namespace cpu

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/cpu_blocked_rows.h"
 #include "runtime/cpu/cpu_dnnl.h"
 #include "runtime/resample_taps.h"
 
@@ -139,23 +140,14 @@ void upsample_nearest_rows(const Tensor& x, int64_t out_h, int64_t out_w, int64_
     const int64_t sy = nearest_index(row + y, h, out_h);
     for (int64_t d = 0; d < out_w; ++d) at[y * out_w + d] = sy * w + ix[d];
   }
-  // Tiles of positions times one channel block are contiguous in dst (as in
-  // group_norm_act_rows), filled channel by channel.
-  const int64_t tile = block <= 16 ? 512 : std::max<int64_t>(16, 16384 / block);
-  const int64_t blocks = c / block, tiles = (positions + tile - 1) / tile;
   const float* xs = x.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t nb = 0; nb < n * blocks; ++nb) {
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t image = nb / blocks, c0 = (nb % blocks) * block;
-      const int64_t i0 = t * tile, i1 = std::min(positions, i0 + tile);
-      float* out = dst + (nb * positions + i0) * block;
-      for (int64_t k = 0; k < block; ++k) {
-        const float* plane = xs + (image * c + c0 + k) * h * w;
-        for (int64_t i = i0; i < i1; ++i) out[(i - i0) * block + k] = plane[at[i]];
-      }
-    }
-  }
+  write_channel_blocks(
+      n, c, positions, block, dst,
+      [&](int64_t image, int64_t ch, int64_t i0, int64_t i1, float* out, int64_t stride) {
+        const float* plane = xs + (image * c + ch) * h * w;
+        for (int64_t i = i0; i < i1; ++i) out[(i - i0) * stride] = plane[at[i]];
+      },
+      [](float*, int64_t) {});
 }
 
 }  // namespace cpu
