@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -582,6 +584,34 @@ TEST(CpuOps, UpsampleBilinearAndBicubic) {
                       3e-6,  // float source coordinates (PyTorch's) vs double ones here
                       "bicubic " + tag);
     }
+}
+
+// An empty source has no pixel to take: every resize refuses it (as PyTorch
+// does), naming the op, instead of reading outside the tensor.
+TEST(CpuOps, ResizesOfAnEmptySourceAreRefused) {
+  const Tensor empty = Tensor::zeros({1, 3, 0, 7});
+  const Tensor weight = random_tensor({4, 3, 3, 3}, 55);
+  const ConvStage conv{&weight, nullptr, test::conv_params(1, 1)};
+  const Tensor x = random_tensor({1, 3, 8, 8}, 56);
+  const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+      {"upsample_nearest", [&] { be().upsample_nearest(empty, 4, 4); }},
+      {"upsample_bilinear", [&] { be().upsample_bilinear(empty, 4, 4, false); }},
+      {"upsample_bicubic", [&] { be().upsample_bicubic(empty, 4, 4, true); }},
+      {"upsample_nearest_conv2d", [&] { be().upsample_nearest_conv2d(empty, 4, 4, conv); }},
+      {"add_bilinear_upsampled",
+       [&] { be().add_bilinear_upsampled(x, Tensor::zeros({1, 3, 2, 0}), 1.f, nullptr,
+                                         Activation::kNone); }},
+  };
+  for (const auto& [op, call] : calls) {
+    try {
+      call();
+      ADD_FAILURE() << op << " accepted an empty source";
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(op), std::string::npos) << what;
+      EXPECT_NE(what.find("no pixels"), std::string::npos) << what;
+    }
+  }
 }
 
 // The CPU kernel computes each source row's x-interpolation once and reuses

@@ -294,6 +294,11 @@ TEST(CudaOps, Resampling) {
       EXPECT_TRUE(Parity(gpu().grid_sample(x, grid, m, ac), cpu().grid_sample(x, grid, m, ac)));
   EXPECT_TRUE(Parity(gpu().avg_pool2d(x, 2, 2), cpu().avg_pool2d(x, 2, 2)));
   EXPECT_TRUE(Parity(gpu().avg_pool2d(x, 3, 2), cpu().avg_pool2d(x, 3, 2)));
+  // An empty source has no pixel to take (the CPU refuses it too).
+  const Tensor empty = Tensor::zeros({1, 3, 0, 7});
+  EXPECT_THROW(gpu().upsample_nearest(empty, 4, 4), std::runtime_error);
+  EXPECT_THROW(gpu().upsample_bilinear(empty, 4, 4, false), std::runtime_error);
+  EXPECT_THROW(gpu().upsample_bicubic(empty, 4, 4, false), std::runtime_error);
 }
 
 // The temporal VAE block's ending in one kernel: the bilinear term upsampled

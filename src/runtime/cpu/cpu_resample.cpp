@@ -22,6 +22,15 @@ void check_image(const Tensor& x, const char* op) {
   cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
 }
 
+// A resize of x to (out_h, out_w): both sizes positive, as PyTorch requires
+// (an empty source has no pixel to take).
+void check_resize(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
+  check_image(x, op);
+  cpu::check(out_h > 0 && out_w > 0, op, "output size must be positive");
+  cpu::check(x.size(2) > 0 && x.size(3) > 0, op,
+             "input " + shape_str(x.shape()) + " has no pixels to resize");
+}
+
 // Separable 2-D interpolation in ATen's order: along x for each source row
 // tap, then those row results combined along y, summed tap by tap. A source
 // row's x-interpolation is the same for every output row that reads it, so it
@@ -106,8 +115,7 @@ Tensor separable(const Tensor& x, int64_t out_h, int64_t out_w, const AxisTaps& 
 }  // namespace
 
 Tensor CpuBackend::upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
-  check_image(x, "upsample_nearest");
-  cpu::check(out_h > 0 && out_w > 0, "upsample_nearest", "output size must be positive");
+  check_resize(x, out_h, out_w, "upsample_nearest");
   const int64_t nc = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
   std::vector<int64_t> ix(out_w);
   for (int64_t d = 0; d < out_w; ++d) ix[d] = nearest_index(d, w, out_w);
@@ -154,16 +162,14 @@ void upsample_nearest_rows(const Tensor& x, int64_t out_h, int64_t out_w, int64_
 
 Tensor CpuBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
                                      bool align_corners) {
-  check_image(x, "upsample_bilinear");
-  cpu::check(out_h > 0 && out_w > 0, "upsample_bilinear", "output size must be positive");
+  check_resize(x, out_h, out_w, "upsample_bilinear");
   return separable(x, out_h, out_w, linear_taps(x.size(2), out_h, align_corners),
                    linear_taps(x.size(3), out_w, align_corners));
 }
 
 Tensor CpuBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
                                     bool align_corners) {
-  check_image(x, "upsample_bicubic");
-  cpu::check(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
+  check_resize(x, out_h, out_w, "upsample_bicubic");
   return separable(x, out_h, out_w, cubic_taps(x.size(2), out_h, align_corners),
                    cubic_taps(x.size(3), out_w, align_corners));
 }
@@ -172,7 +178,7 @@ Tensor CpuBackend::add_bilinear_upsampled(Tensor x, const Tensor& small, float s
                                           const Tensor* residual, Activation a) {
   const char* op = "add_bilinear_upsampled";
   check_image(x, op);
-  check_image(small, op);
+  check_resize(small, x.size(2), x.size(3), op);
   const int64_t n = x.size(0), c = x.size(1), out_h = x.size(2), out_w = x.size(3);
   cpu::check(small.size(0) == n && small.size(1) == c, op,
              "small " + shape_str(small.shape()) + " does not match x " + shape_str(x.shape()));

@@ -26,6 +26,15 @@ void check_image(const Tensor& x, const char* op) {
   cuda::require(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
 }
 
+// A resize of x to (out_h, out_w): both sizes positive, as PyTorch requires
+// (an empty source has no pixel to take).
+void check_resize(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
+  check_image(x, op);
+  cuda::require(out_h > 0 && out_w > 0, op, "output size must be positive");
+  cuda::require(x.size(2) > 0 && x.size(3) > 0, op,
+                "input " + shape_str(x.shape()) + " has no pixels to resize");
+}
+
 // A host vector on the device, uploaded once per (kind, source size, output
 // size, align_corners, part) and kept by the context.
 enum class TableKind : int64_t { kNearest, kLinear, kCubic };
@@ -185,8 +194,7 @@ Tensor separable(cuda::Context& c, const Tensor& x_in, int64_t out_h, int64_t ou
 }  // namespace
 
 Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t out_w) {
-  check_image(x_in, "upsample_nearest");
-  cuda::require(out_h > 0 && out_w > 0, "upsample_nearest", "output size must be positive");
+  check_resize(x_in, out_h, out_w, "upsample_nearest");
   cuda::Context& c = *ctx_;
   const Tensor x = c.input(x_in);
   const int64_t h = x.size(2), w = x.size(3);
@@ -207,8 +215,7 @@ Tensor CudaBackend::upsample_nearest(const Tensor& x_in, int64_t out_h, int64_t 
 
 Tensor CudaBackend::upsample_bilinear(const Tensor& x, int64_t out_h, int64_t out_w,
                                       bool align_corners) {
-  check_image(x, "upsample_bilinear");
-  cuda::require(out_h > 0 && out_w > 0, "upsample_bilinear", "output size must be positive");
+  check_resize(x, out_h, out_w, "upsample_bilinear");
   return separable(*ctx_, x, out_h, out_w, TableKind::kLinear, align_corners,
                    linear_taps(x.size(2), out_h, align_corners),
                    linear_taps(x.size(3), out_w, align_corners), "upsample_bilinear");
@@ -218,7 +225,7 @@ Tensor CudaBackend::add_bilinear_upsampled(Tensor x_in, const Tensor& small_in, 
                                            const Tensor* residual_in, Activation a) {
   const char* op = "add_bilinear_upsampled";
   check_image(x_in, op);
-  check_image(small_in, op);
+  check_resize(small_in, x_in.size(2), x_in.size(3), op);
   cuda::require(small_in.size(0) == x_in.size(0) && small_in.size(1) == x_in.size(1), op,
                 "small " + shape_str(small_in.shape()) + " does not match x " +
                     shape_str(x_in.shape()));
@@ -246,8 +253,7 @@ Tensor CudaBackend::add_bilinear_upsampled(Tensor x_in, const Tensor& small_in, 
 
 Tensor CudaBackend::upsample_bicubic(const Tensor& x, int64_t out_h, int64_t out_w,
                                      bool align_corners) {
-  check_image(x, "upsample_bicubic");
-  cuda::require(out_h > 0 && out_w > 0, "upsample_bicubic", "output size must be positive");
+  check_resize(x, out_h, out_w, "upsample_bicubic");
   return separable(*ctx_, x, out_h, out_w, TableKind::kCubic, align_corners,
                    cubic_taps(x.size(2), out_h, align_corners),
                    cubic_taps(x.size(3), out_w, align_corners), "upsample_bicubic");
