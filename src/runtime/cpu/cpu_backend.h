@@ -111,6 +111,9 @@ GroupNormAffine group_norm_affine(const Tensor& x, int groups, const Tensor* gam
 // plain NCHW; block C: channels last, NHWC); C must be a multiple of block.
 void group_norm_act_rows(const Tensor& x, const GroupNormAffine& affine, Activation act,
                          int64_t row, int64_t rows, int64_t block, float* dst);
+// A resize of x [N, C, H, W] to (out_h, out_w): both sizes positive, as
+// PyTorch requires (an empty source has no pixel to take); `op` names the caller.
+void check_resize(const Tensor& x, int64_t out_h, int64_t out_w, const char* op);
 // Rows [row, row + rows) of upsample_nearest(x, out_h, out_w) (x [N, C, H, W]),
 // written to dst as an [N, C, rows, out_w] tensor in the layout
 // group_norm_act_rows writes (block 1: plain; C: channels last).

@@ -729,10 +729,7 @@ Tensor CpuBackend::upsample_nearest_conv2d(const Tensor& x, int64_t out_h, int64
   const char* op = "upsample_nearest_conv2d";
   auto op_by_op = [&] { return Backend::upsample_nearest_conv2d(x, out_h, out_w, conv); };
   if (!g_upsampled_direct_on.load()) return op_by_op();
-  cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
-  cpu::check(out_h > 0 && out_w > 0, op, "output size must be positive");
-  cpu::check(x.size(2) > 0 && x.size(3) > 0, op,
-             "input " + shape_str(x.shape()) + " has no pixels to resize");
+  cpu::check_resize(x, out_h, out_w, op);
   cpu::check(conv.weight != nullptr, op, "no convolution weights");
   const ConvGeometry g = conv_geometry({x.size(0), x.size(1), out_h, out_w}, *conv.weight,
                                        conv.bias, conv.params, nullptr, op);

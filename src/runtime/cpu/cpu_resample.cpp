@@ -11,8 +11,21 @@
 #include "runtime/resample_taps.h"
 
 namespace sdvsr {
+
+namespace cpu {
+
+void check_resize(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
+  check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
+  check(out_h > 0 && out_w > 0, op, "output size must be positive");
+  check(x.size(2) > 0 && x.size(3) > 0, op,
+        "input " + shape_str(x.shape()) + " has no pixels to resize");
+}
+
+}  // namespace cpu
+
 namespace {
 
+using cpu::check_resize;
 using resample::AxisTaps;
 using resample::cubic_taps;
 using resample::linear_taps;
@@ -20,15 +33,6 @@ using resample::nearest_index;
 
 void check_image(const Tensor& x, const char* op) {
   cpu::check(x.dim() == 4, op, "x " + shape_str(x.shape()) + " must be [N, C, H, W]");
-}
-
-// A resize of x to (out_h, out_w): both sizes positive, as PyTorch requires
-// (an empty source has no pixel to take).
-void check_resize(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
-  check_image(x, op);
-  cpu::check(out_h > 0 && out_w > 0, op, "output size must be positive");
-  cpu::check(x.size(2) > 0 && x.size(3) > 0, op,
-             "input " + shape_str(x.shape()) + " has no pixels to resize");
 }
 
 // Separable 2-D interpolation in ATen's order: along x for each source row

@@ -138,6 +138,10 @@ class CudaBackend final : public Backend {
   // x [..., in] times weight [out, in] transposed into out [..., out], no bias
   // (cuda_matmul.cpp).
   Tensor product_rows(const Tensor& x, const Tensor& weight, const char* op);
+  // product_rows plus the bias and the residual (each may be null) in one pass
+  // (cuda_matmul.cpp).
+  Tensor linear_fused(const Tensor& x, const Tensor& weight, const Tensor* bias,
+                      const Tensor* residual, const char* op);
 
   int index_;
   ComputeDtype dtype_;

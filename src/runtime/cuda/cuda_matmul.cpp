@@ -6,6 +6,7 @@
 // accumulation and a float32 result, the same transposed geometry.
 // The bias, a skip connection or the GEGLU follow in one pass (cuda_epilogue.cu).
 #include <algorithm>
+#include <string>
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
@@ -57,73 +58,63 @@ void require_bias(const Tensor* bias, const Tensor& w, const char* op) {
                 "bias does not match weight " + shape_str(w.shape()));
 }
 
-}  // namespace
-
-Tensor CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias_in) {
-  require_bias(bias_in, w, "linear");
-  Tensor out = product_rows(x, w, "linear");
-  if (bias_in && out.numel() > 0) {
-    cuda::Context& c = *ctx_;
-    const Tensor b = c.input(*bias_in);
-    cuda::Epilogue e;
-    e.bias = b.raw_data();
-    cuda::apply_epilogue(c, out.raw_data(), out.raw_data(), out.numel(), 1, w.size(0), e);
-  }
+// y [..., inner] = geglu of `both` [..., 2 * inner], the bias (may be null)
+// added to each half first.
+Tensor geglu_of(cuda::Context& c, const Tensor& both, const Tensor* bias_in) {
+  const int64_t inner = both.size(-1) / 2;
+  Shape out_shape = both.shape();
+  out_shape.back() = inner;
+  Tensor out = c.empty(out_shape);
+  Tensor b;
+  if (bias_in) b = c.input(*bias_in);
+  cuda::geglu_rows(c, both.raw_data(), bias_in ? b.raw_data() : nullptr, out.raw_data(),
+                   inner > 0 ? out.numel() / inner : 0, inner);
   return out;
 }
 
-// residual + (x W^T + bias): the bias and the skip in one pass after the product.
-Tensor CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bias_in,
-                               const Tensor& residual_in) {
-  require_bias(bias_in, w, "linear_add");
-  Tensor out = product_rows(x, w, "linear_add");
-  cuda::require(residual_in.shape() == out.shape(), "linear_add",
-                "residual " + shape_str(residual_in.shape()) + " does not match the output " +
-                    shape_str(out.shape()));
+}  // namespace
+
+// (x W^T + bias) + residual (when given): the tail in one pass after the product.
+Tensor CudaBackend::linear_fused(const Tensor& x, const Tensor& w, const Tensor* bias_in,
+                                 const Tensor* residual_in, const char* op) {
+  require_bias(bias_in, w, op);
+  Tensor out = product_rows(x, w, op);
+  cuda::require(!residual_in || residual_in->shape() == out.shape(), op,
+                "residual " + (residual_in ? shape_str(residual_in->shape()) : std::string()) +
+                    " does not match the output " + shape_str(out.shape()));
   if (out.numel() == 0) return out;
   cuda::Context& c = *ctx_;
-  Tensor b;
-  const Tensor residual = c.input(residual_in);
+  Tensor b, residual;
   cuda::Epilogue e;
   if (bias_in) e.bias = (b = c.input(*bias_in)).raw_data();
-  e.residual = residual.raw_data();
+  if (residual_in) e.residual = (residual = c.input(*residual_in)).raw_data();
   cuda::apply_epilogue(c, out.raw_data(), out.raw_data(), out.numel(), 1, w.size(0), e);
   return out;
 }
 
+Tensor CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
+  return linear_fused(x, w, bias, nullptr, "linear");
+}
+
+Tensor CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bias,
+                               const Tensor& residual) {
+  return linear_fused(x, w, bias, &residual, "linear_add");
+}
+
 // One product of both halves [..., 2 * inner], then hidden * gelu(gate) with
 // each half's bias, in one pass.
-Tensor CudaBackend::linear_geglu(const Tensor& x, const Tensor& w, const Tensor* bias_in) {
+Tensor CudaBackend::linear_geglu(const Tensor& x, const Tensor& w, const Tensor* bias) {
   cuda::require(w.dim() == 2 && w.size(0) % 2 == 0, "linear_geglu",
                 "weight " + shape_str(w.shape()) + " needs an even output count (hidden | gate)");
-  require_bias(bias_in, w, "linear_geglu");
-  const Tensor both = product_rows(x, w, "linear_geglu");
-  const int64_t inner = w.size(0) / 2;
-  Shape out_shape = both.shape();
-  out_shape.back() = inner;
-  cuda::Context& c = *ctx_;
-  Tensor out = c.empty(out_shape);
-  const int64_t rows = inner > 0 ? out.numel() / inner : 0;
-  Tensor b;
-  if (bias_in) b = c.input(*bias_in);
-  cuda::geglu_rows(c, both.raw_data(), bias_in ? b.raw_data() : nullptr, out.raw_data(), rows,
-                   inner);
-  return out;
+  require_bias(bias, w, "linear_geglu");
+  return geglu_of(*ctx_, product_rows(x, w, "linear_geglu"), bias);
 }
 
 Tensor CudaBackend::geglu(const Tensor& x_in) {
-  const int64_t last = x_in.dim() - 1;
-  cuda::require(last >= 0 && x_in.size(last) % 2 == 0, "geglu",
+  cuda::require(x_in.dim() >= 1 && x_in.size(-1) % 2 == 0, "geglu",
                 "x " + shape_str(x_in.shape()) + " needs an even last dimension (hidden | gate)");
   cuda::Context& c = *ctx_;
-  const Tensor x = c.input(x_in);
-  const int64_t inner = x.size(last) / 2;
-  Shape out_shape = x.shape();
-  out_shape.back() = inner;
-  Tensor out = c.empty(out_shape);
-  const int64_t rows = inner > 0 ? out.numel() / inner : 0;
-  cuda::geglu_rows(c, x.raw_data(), nullptr, out.raw_data(), rows, inner);
-  return out;
+  return geglu_of(c, c.input(x_in), nullptr);
 }
 
 Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, bool transpose_b) {
