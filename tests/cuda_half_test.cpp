@@ -24,6 +24,7 @@
 #include "reduced_precision_checks.h"
 #include "runtime/device_backend.h"
 #ifdef SDVSR_HAVE_CUDA
+#include "runtime/cuda/cuda_attention_mma.h"
 #include "runtime/cuda/cuda_backend.h"
 #endif
 
@@ -85,6 +86,21 @@ constexpr double kAtLeast = 1e-6;  // 16-bit rounding must show
 // (Tensor cores may add a little: 5e-5 still sits well below float16's
 // rounding effect, ~3e-4.)
 constexpr double kSameOperandsProduct = 5e-5, kSameOperandsConv = 1e-3;
+// Attention on tensor cores also rounds its probabilities to 16 bits, as the
+// reference does; where the two exps differ in float32's last bit, a
+// probability can round the other way (a bfloat16 ulp is 2^15 float32 ones).
+// Measured on the emulator: at most 6e-5, most cases 1e-7.
+constexpr double kSameOperandsAttention = 2e-4;
+// Launches of the tensor-core attention kernel so far.
+int64_t tensor_core_attentions() {
+#ifdef SDVSR_HAVE_CUDA
+  static_assert(cuda::kMmaMaxHeadSize == RoundingCpuBackend::kTensorCoreHeadSize &&
+                cuda::kMmaKeyTile == RoundingCpuBackend::kTensorCoreKeyTile);
+  return cuda::attention_mma_launches();
+#else
+  return 0;
+#endif
+}
 
 // The 16-bit weight copies a CUDA backend has made so far.
 int64_t weight_copies(Backend& be) {
@@ -185,20 +201,35 @@ TEST(CudaHalfOps, Attention) {
   for (ComputeDtype dt : kReducedDtypes) {
     Backend& be = backend_for_device("cuda", dt);
     RoundingCpuBackend emulated(dt);
+    // Heads up to 128 without a causal mask run on tensor cores: every head-size
+    // bucket (32, 64, 128), keys over several tiles of 64 and a partial last one,
+    // queries over several blocks of 64 and a partial last one, a few queries
+    // and 77 keys (cross-attention), heads of 20 (not a multiple of 8: keys and
+    // values staged one element at a time). The causal mask and d = 160 take
+    // the scalar kernel.
     for (const Case& k : std::vector<Case>{{2, 37, 29, 3, 8, false},
                                            {1, 77, 77, 2, 40, true},
-                                           {1, 130, 83, 1, 160, false}}) {
+                                           {1, 130, 83, 1, 160, false},
+                                           {1, 70, 150, 2, 64, false},
+                                           {2, 20, 130, 1, 128, false},
+                                           {1, 9, 77, 4, 40, false},
+                                           {1, 140, 64, 2, 32, false},
+                                           {1, 50, 100, 3, 20, false}}) {
       const std::string what = compute_dtype_name(dt) + " attention lq " + std::to_string(k.lq) +
-                               " d " + std::to_string(k.d);
+                               " lk " + std::to_string(k.lk) + " d " + std::to_string(k.d);
       const Tensor q = random({k.b, k.lq, k.heads * k.d}, 7, -2.f, 2.f);
       const Tensor kk = random({k.b, k.lk, k.heads * k.d}, 8, -2.f, 2.f);
       const Tensor v = random({k.b, k.lk, k.heads * k.d}, 9);
       const float scale = 1.f / std::sqrt(static_cast<float>(k.d));
+      const int64_t launches = tensor_core_attentions();
       const Tensor got = be.attention(q, kk, v, k.heads, scale, k.causal);
+      const bool tensor_cores = !k.causal && k.d <= 128;
+      EXPECT_EQ(tensor_core_attentions() - launches, tensor_cores ? 1 : 0) << what;
       EXPECT_TRUE(RelL2Within(be, got, f32.to_host(f32.attention(q, kk, v, k.heads, scale, k.causal)),
                               kOpBound, what + " vs float32", kAtLeast));
       EXPECT_TRUE(RelL2Within(be, got, emulated.attention(q, kk, v, k.heads, scale, k.causal),
-                              kSameOperandsProduct, what + " vs same operands"));
+                              tensor_cores ? kSameOperandsAttention : kSameOperandsProduct,
+                              what + " vs same operands"));
     }
   }
 }

@@ -40,6 +40,48 @@ Tensor rounded(ComputeDtype d, const Tensor& x) {
   return r;
 }
 
+Tensor rounded_probability_attention(ComputeDtype d, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, int heads, float scale, int64_t key_tile) {
+  const int64_t batch = q.size(0), lq = q.size(1), lk = k.size(1), width = q.size(2);
+  const int64_t hd = width / heads;
+  Tensor out = Tensor::uninitialized({batch, lq, width});
+  std::vector<float> scores(static_cast<size_t>(lk)), tile_max(static_cast<size_t>(lk));
+  std::vector<double> acc(static_cast<size_t>(hd));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < lq; ++i) {
+        const float* qi = q.data() + (b * lq + i) * width + h * hd;
+        for (int64_t j = 0; j < lk; ++j) {
+          const float* kj = k.data() + (b * lk + j) * width + h * hd;
+          float s = 0.f;
+          for (int64_t c = 0; c < hd; ++c) s += qi[c] * kj[c];
+          scores[static_cast<size_t>(j)] = s * scale;
+        }
+        // The running maximum each key's tile saw, and the row's.
+        float top = -INFINITY;
+        for (int64_t j0 = 0; j0 < lk; j0 += key_tile) {
+          const int64_t end = std::min(lk, j0 + key_tile);
+          for (int64_t j = j0; j < end; ++j) top = std::max(top, scores[static_cast<size_t>(j)]);
+          for (int64_t j = j0; j < end; ++j) tile_max[static_cast<size_t>(j)] = top;
+        }
+        double sum = 0;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < lk; ++j) {
+          const float m = tile_max[static_cast<size_t>(j)];
+          const float p = std::exp(scores[static_cast<size_t>(j)] - m);
+          const double later = std::exp(double{m} - top);  // the corrections of later tiles
+          sum += p * later;
+          const double pr = round_to(d, p) * later;
+          const float* vj = v.data() + (b * lk + j) * width + h * hd;
+          for (int64_t c = 0; c < hd; ++c) acc[static_cast<size_t>(c)] += pr * vj[c];
+        }
+        float* oi = out.data() + (b * lq + i) * width + h * hd;
+        for (int64_t c = 0; c < hd; ++c)
+          oi[c] = static_cast<float>(acc[static_cast<size_t>(c)] / sum);
+      }
+  return out;
+}
+
 // Mapped (borrowed) weights rounded once, so the CPU's own per-weight caches
 // (reordered convolution weights) keep working.
 Tensor RoundingCpuBackend::weight(const Tensor& w) {

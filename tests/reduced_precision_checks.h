@@ -27,6 +27,14 @@ Tensor rounded(ComputeDtype d, const Tensor& x);  // host tensors
 
 // ---- an emulating backend: the CPU on 16-bit operands ----
 
+// softmax(scale * q k^T) v per head (q [B, Lq, W], k, v [B, Lk, W], host) as
+// the CUDA tensor-core kernel computes it: float32 scores and softmax, keys in
+// tiles of `key_tile` with a running maximum, each probability taken relative
+// to the maximum so far and rounded to `d` before its product with v (the row
+// sums add the unrounded ones).
+Tensor rounded_probability_attention(ComputeDtype d, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, int heads, float scale, int64_t key_tile);
+
 // The CPU backend with every operand of conv2d / linear / matmul / attention rounded to
 // `dtype` first, and conv2d's output rounded too before its float32 bias (as
 // cuDNN's PSEUDO_HALF / PSEUDO_BFLOAT16 configs write y in 16 bits).
@@ -54,10 +62,17 @@ class RoundingCpuBackend final : public CpuForwardingBackend {
   Tensor matmul(const Tensor& a, const Tensor& b, bool tb) override {
     return cpu().matmul(rounded(d_, a), rounded(d_, b), tb);
   }
+  // The CUDA backend's tensor-core kernel (heads up to 128, no causal mask)
+  // also rounds the softmax's probabilities before their product with v.
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                    bool causal) override {
+    if (!causal && heads > 0 && q.size(2) / heads <= kTensorCoreHeadSize)
+      return rounded_probability_attention(d_, rounded(d_, q), rounded(d_, k), rounded(d_, v),
+                                           heads, scale, kTensorCoreKeyTile);
     return cpu().attention(rounded(d_, q), rounded(d_, k), rounded(d_, v), heads, scale, causal);
   }
+  // cuda_attention_mma.h's kMmaMaxHeadSize and kMmaKeyTile (cuda_half_test.cpp checks).
+  static constexpr int64_t kTensorCoreHeadSize = 128, kTensorCoreKeyTile = 64;
 
  private:
   // Mapped (borrowed) weights rounded once, so the CPU's own per-weight caches

@@ -47,6 +47,43 @@ __global__ void block_sums(const float* x, float* out) {
   out[blockIdx.x * blockDim.x + t] = partial[0];
 }
 
+// Each lane reads lane ^ 1, ^ 2, ^ 16 of its warp (two warps, one block).
+__global__ void shuffles(float* out) {
+  const float mine = static_cast<float>(threadIdx.x);
+  float got = __shfl_xor_sync(0xffffffffu, mine, 1);
+  got = 100.f * got + __shfl_xor_sync(0xffffffffu, mine, 2);
+  out[threadIdx.x] = 100.f * got + __shfl_xor_sync(0xffffffffu, mine, 16);
+}
+
+// One warp: C (16x8) = A (16x16) * B (16x8), every matrix row-major in memory,
+// each lane loading and storing the elements PTX's fragment layout gives it.
+__global__ void tile_product(const __half* a, const __half* b, float* c) {
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  auto pair = [](__half lo, __half hi) {
+    uint32_t bits = 0;
+    __half_raw rl = lo, rh = hi;
+    bits = uint32_t{rl.x} | (uint32_t{rh.x} << 16);
+    return bits;
+  };
+  uint32_t af[4], bf[2];
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + (r % 2) * 8, col = 2 * t + (r / 2) * 8;
+    af[r] = pair(a[row * 16 + col], a[row * 16 + col + 1]);
+  }
+  for (int r = 0; r < 2; ++r) {
+    const int k = 2 * t + r * 8;
+    bf[r] = pair(b[k * 8 + g], b[(k + 1) * 8 + g]);
+  }
+  float acc[4] = {1.f, 1.f, 1.f, 1.f};  // accumulates onto c's values
+  sdvsr::emulated::mma_m16n8k16<__half>(acc, af, bf);
+  for (int e = 0; e < 4; ++e) c[(g + (e / 2) * 8) * 8 + 2 * t + e % 2] = acc[e];
+}
+
+__global__ void returns_before_the_shuffle(float* x) {
+  if (threadIdx.x == 3) return;
+  x[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 1);
+}
+
 __global__ void returns_before_the_barrier(float* x) {
   if (threadIdx.x == 0) return;
   __syncthreads();
@@ -150,6 +187,58 @@ TEST(EmulatedDevice, ABlocksThreadsMeetAtEachBarrier) {
   cudaStreamSynchronize(stream.s);
 }
 
+TEST(EmulatedDevice, WarpShufflesReadTheirWarpsLanes) {
+  Stream stream;
+  constexpr int kThreads = 64;
+  float* d = device_floats(kThreads, stream.s);
+  SDVSR_LAUNCH(shuffles, 1, kThreads, stream.s)(d);
+  std::vector<float> out(kThreads);
+  ASSERT_EQ(cudaMemcpyAsync(out.data(), d, sizeof(float) * kThreads, cudaMemcpyDeviceToHost,
+                            stream.s),
+            cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(out[static_cast<size_t>(t)], 10000.f * (t ^ 1) + 100.f * (t ^ 2) + (t ^ 16)) << t;
+  cudaFreeAsync(d, stream.s);
+  cudaStreamSynchronize(stream.s);
+}
+
+TEST(EmulatedDevice, WarpMmaMultipliesTheTilesItsFragmentsHold) {
+  Stream stream;
+  std::vector<__half> a(256), b(128);
+  std::vector<float> af(256), bf(128);
+  for (int i = 0; i < 256; ++i) {
+    a[static_cast<size_t>(i)] = __float2half_rn(static_cast<float>((i * 7) % 13 - 6) / 4.f);
+    af[static_cast<size_t>(i)] = __half2float(a[static_cast<size_t>(i)]);
+  }
+  for (int i = 0; i < 128; ++i) {
+    b[static_cast<size_t>(i)] = __float2half_rn(static_cast<float>((i * 5) % 11 - 5) / 8.f);
+    bf[static_cast<size_t>(i)] = __half2float(b[static_cast<size_t>(i)]);
+  }
+  void *da = nullptr, *db = nullptr;
+  ASSERT_EQ(cudaMallocAsync(&da, 512, stream.s), cudaSuccess);
+  ASSERT_EQ(cudaMallocAsync(&db, 256, stream.s), cudaSuccess);
+  float* dc = device_floats(128, stream.s);
+  cudaMemcpyAsync(da, a.data(), 512, cudaMemcpyHostToDevice, stream.s);
+  cudaMemcpyAsync(db, b.data(), 256, cudaMemcpyHostToDevice, stream.s);
+  SDVSR_LAUNCH(tile_product, 1, 32, stream.s)(static_cast<const __half*>(da),
+                                             static_cast<const __half*>(db), dc);
+  std::vector<float> c(128);
+  cudaMemcpyAsync(c.data(), dc, 512, cudaMemcpyDeviceToHost, stream.s);
+  ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+  for (int row = 0; row < 16; ++row)
+    for (int col = 0; col < 8; ++col) {
+      float want = 0.f;  // small multiples of 1/32: exact in float
+      for (int k = 0; k < 16; ++k)
+        want += af[static_cast<size_t>(row * 16 + k)] * bf[static_cast<size_t>(k * 8 + col)];
+      EXPECT_EQ(c[static_cast<size_t>(row * 8 + col)], want + 1.f) << row << ", " << col;
+    }
+  cudaFreeAsync(da, stream.s);
+  cudaFreeAsync(db, stream.s);
+  cudaFreeAsync(dc, stream.s);
+  cudaStreamSynchronize(stream.s);
+}
+
 TEST(EmulatedDevice, AnInvalidLaunchSetsTheLastErrorAndRunsNothing) {
   Stream stream;
   float* d = device_floats(1, stream.s);
@@ -171,6 +260,19 @@ TEST(EmulatedDeviceDeathTest, AThreadReturningBeforeABarrierOthersReachStopsTheT
         cudaStreamSynchronize(stream.s);
       },
       "returns_before_the_barrier: block \\(0, 0, 0\\): some threads returned while others wait");
+}
+
+TEST(EmulatedDeviceDeathTest, ALaneReturningBeforeAWarpShuffleStopsTheTest) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        Stream stream;
+        float* d = device_floats(32, stream.s);
+        SDVSR_LAUNCH(returns_before_the_shuffle, 1, 32, stream.s)(d);
+        cudaStreamSynchronize(stream.s);
+      },
+      "returns_before_the_shuffle: block \\(0, 0, 0\\): some threads of a warp wait at a "
+      "warp-wide operation");
 }
 
 TEST(EmulatedDeviceDeathTest, WritingPastAnAllocationStopsTheTestWhenItIsFreed) {

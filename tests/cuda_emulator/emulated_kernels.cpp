@@ -1,6 +1,8 @@
 // Runs a kernel's grid on the host, one block at a time. Each thread of a
-// block is a fiber that runs until it reaches __syncthreads or returns; when
-// every thread of the block waits, they all go on. The order of the threads
+// block is a fiber that runs until it reaches __syncthreads, a warp-wide
+// operation (sync_warp) or returns; when every thread of a warp waits at a
+// warp-wide operation, that warp goes on, and when every thread of the block
+// waits at __syncthreads, they all go on. The order of the threads
 // flips at every barrier, so a kernel that reads what another
 // thread writes between two barriers meets both orders. A kernel seen never
 // to synchronise runs its threads as plain calls afterwards (most kernels are
@@ -9,6 +11,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,8 +28,20 @@ constexpr size_t kStackBytes = 32 * 1024;  // kernels keep little on the stack
 constexpr size_t kGuardBytes = 4096;
 constexpr size_t kSlotBytes = kGuardBytes + kStackBytes;
 constexpr unsigned kMaxThreadsPerBlock = 1024;
+constexpr size_t kWarpSize = 32;
 
-enum class FiberState { kReady, kWaiting, kDone };
+// The warp-wide operations' exchange slots, one row per thread of the block
+// (blocks run one at a time).
+uint32_t g_warp_slots[kMaxThreadsPerBlock][kWarpSlots];
+
+size_t running_thread_index() {
+  return running.thread.x +
+         size_t{running.block_dim.x} * (running.thread.y + size_t{running.block_dim.y} *
+                                                               running.thread.z);
+}
+
+// kWaiting: at __syncthreads; kWaitingWarp: at a warp-wide operation.
+enum class FiberState { kReady, kWaiting, kWaitingWarp, kDone };
 
 // A fiber switch: saves the callee-saved registers on the running stack,
 // stores that stack's pointer in *from, and resumes the stack saved at `to`.
@@ -112,6 +127,21 @@ std::string block_name(const uint3& b) {
          std::to_string(b.z) + ")";
 }
 
+// Readies every warp whose threads all wait at a warp-wide operation; false
+// when there is none.
+bool release_warps(std::vector<Fiber>& fibers) {
+  bool any = false;
+  for (size_t w = 0; w < fibers.size(); w += kWarpSize) {
+    const size_t end = std::min(fibers.size(), w + kWarpSize);
+    bool all = true;
+    for (size_t t = w; t < end && all; ++t) all = fibers[t].state == FiberState::kWaitingWarp;
+    if (!all) continue;
+    for (size_t t = w; t < end; ++t) fibers[t].state = FiberState::kReady;
+    any = true;
+  }
+  return any;
+}
+
 void run_block_with_fibers(Scheduler& s, std::vector<Fiber>& fibers) {
   for (size_t t = 0; t < fibers.size(); ++t) {
     fibers[t].state = FiberState::kReady;
@@ -125,8 +155,16 @@ void run_block_with_fibers(Scheduler& s, std::vector<Fiber>& fibers) {
       s.current = &f;
       sdvsr_emulator_switch(&s.home, f.stack_pointer);
     }
-    size_t waiting = 0;
-    for (const Fiber& f : fibers) waiting += f.state == FiberState::kWaiting;
+    if (release_warps(fibers)) continue;
+    size_t waiting = 0, waiting_warp = 0;
+    for (const Fiber& f : fibers) {
+      waiting += f.state == FiberState::kWaiting;
+      waiting_warp += f.state == FiberState::kWaitingWarp;
+    }
+    if (waiting_warp != 0)
+      fail(s.kernel, block_name(running.block) +
+                         ": some threads of a warp wait at a warp-wide operation while others of "
+                         "that warp returned or wait elsewhere (undefined behaviour on a GPU)");
     if (waiting == 0) return;
     if (waiting != fibers.size())
       fail(s.kernel, block_name(running.block) +
@@ -192,6 +230,25 @@ void sync_threads() {
   Fiber* f = s.current;
   f->state = FiberState::kWaiting;
   sdvsr_emulator_switch(&f->stack_pointer, s.home);
+}
+
+void sync_warp() {
+  Scheduler& s = scheduler();
+  if (!s.fibers)
+    fail(s.kernel,
+         "a warp-wide operation in a launch run without fibers (an earlier launch of this "
+         "kernel never synchronised)");
+  s.synchronised = true;
+  Fiber* f = s.current;
+  f->state = FiberState::kWaitingWarp;
+  sdvsr_emulator_switch(&f->stack_pointer, s.home);
+}
+
+int lane_id() { return static_cast<int>(running_thread_index() % kWarpSize); }
+
+uint32_t* warp_slots(int lane) {
+  const size_t warp_start = running_thread_index() / kWarpSize * kWarpSize;
+  return g_warp_slots[warp_start + static_cast<size_t>(lane)];
 }
 
 void launch_kernel(const char* name, dim3 grid, dim3 block, cudaStream_t stream,

@@ -279,6 +279,17 @@ cudaError_t cudaSetDevice(int dev) {
   return dev == 0 ? cudaSuccess : status(cudaErrorInvalidDevice);
 }
 
+// The emulated device answers as an sm_90 one (an H100), so kernels that need
+// sm_80's tensor-core instructions take that path here too (emulated warp-wide).
+cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int dev) {
+  if (!value || dev != 0) return status(cudaErrorInvalidValue);
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
+    default: return status(cudaErrorInvalidValue);
+  }
+}
+
 cudaError_t cudaGetLastError(void) {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;

@@ -6,12 +6,15 @@
 // accumulator are arrays of kD with every loop unrolled over kD, so they can
 // live in registers instead of local memory. Head sizes above 256 are refused.
 // A float16 / bfloat16 backend reads q, k and v rounded to 16 bits (half the
-// memory traffic); scores, softmax and the accumulator stay float32.
+// memory traffic); scores, softmax and the accumulator stay float32. On sm_80
+// and later those backends take the tensor-core kernel instead
+// (cuda_attention_mma.cu) unless the mask is causal or a head is over 128.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
 
+#include "runtime/cuda/cuda_attention_mma.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
 
@@ -144,7 +147,10 @@ Tensor CudaBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tens
   } else {
     const cuda::Reduced q16 = c.reduced(q_in, false), k16 = c.reduced(k_in, false),
                         v16 = c.reduced(v_in, false);
-    if (dtype_ == ComputeDtype::kFloat16)
+    if (cuda::attention_mma_fits(c, d, causal))
+      cuda::attention_mma(c, q16.get(), k16.get(), v16.get(), out.raw_data(), batch, lq, lk,
+                          width, heads, d, scale);
+    else if (dtype_ == ComputeDtype::kFloat16)
       launch_attention(grid, c.stream, static_cast<const __half*>(q16.get()),
                        static_cast<const __half*>(k16.get()),
                        static_cast<const __half*>(v16.get()), out.raw_data(), lq, lk, width,

@@ -38,6 +38,8 @@ cudaMemPool_t device_pool(int device) {
 
 Context::Context(int dev, ComputeDtype dt) : device(dev), dtype(dt) {
   check(cudaSetDevice(device), "cudaSetDevice");
+  check(cudaDeviceGetAttribute(&compute_major, cudaDevAttrComputeCapabilityMajor, device),
+        "cudaDeviceGetAttribute");
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // Keep freed blocks in the device's default pool instead of returning them.
   uint64_t keep = UINT64_MAX;

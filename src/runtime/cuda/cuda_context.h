@@ -71,6 +71,7 @@ struct Context {
 
   int device;
   ComputeDtype dtype;
+  int compute_major = 0;  // the device's compute capability (8: tensor-core mma.sync)
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
