@@ -31,40 +31,43 @@ std::atomic<int64_t> g_launches{0};
 
 __device__ inline float widen(__half h) { return __half2float(h); }
 __device__ inline float widen(__nv_bfloat16 h) { return __bfloat162float(h); }
-// Copies keys j0 .. j0 + kKeys - 1 of one head into shared memory as they are
-// ([key][channel]) and their values transposed ([channel][key]), as 16-bit
-// patterns, with zeros past lk and past d. `vectors` (d and the row width
-// multiples of 8): each thread moves 8 channels of a key at once.
+// Copies rows j0 .. j0 + kKeys - 1 of one head's keys or values into shared
+// memory ([key][channel], a row every kD + 8 16-bit units: the pad spreads a
+// warp's operand reads over the banks) as 16-bit patterns, zeros past lk and
+// past d. `vectors` (d and the row width multiples of 8, 16-byte aligned
+// rows): 8 channels of a row per thread at once, 8 threads per 128 bytes.
 template <int kD>
-__device__ inline void stage_tile(uint16_t* keys, uint16_t* values_t, const uint16_t* k_head,
-                                  const uint16_t* v_head, int64_t j0, int64_t lk, int64_t width,
-                                  int d, bool vectors) {
-  constexpr int kKeyStride = kD + 8, kValueStride = kKeys + 8;
+__device__ inline void stage_rows(uint16_t* tile, const uint16_t* head, int64_t j0, int64_t lk,
+                                  int64_t width, int d, bool vectors) {
+  constexpr int kStride = kD + 8;
   if (vectors) {
     constexpr int kChunks = kD / 8;
     for (int e = static_cast<int>(threadIdx.x); e < kKeys * kChunks; e += blockDim.x) {
       const int jj = e / kChunks, c = e % kChunks * 8;
-      uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
-      if (j0 + jj < lk && c < d) {  // d % 8 == 0: all 8 channels are in
-        const int64_t src = (j0 + jj) * width + c;
-        kw = *reinterpret_cast<const uint4*>(k_head + src);
-        vw = *reinterpret_cast<const uint4*>(v_head + src);
-      }
-      *reinterpret_cast<uint4*>(keys + jj * kKeyStride + c) = kw;
-      const uint32_t words[4] = {vw.x, vw.y, vw.z, vw.w};
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-        values_t[(c + i) * kValueStride + jj] =
-            static_cast<uint16_t>(words[i / 2] >> (16 * (i % 2)));
+      uint4 w = make_uint4(0, 0, 0, 0);
+      if (j0 + jj < lk && c < d)  // d % 8 == 0: all 8 channels are in
+        w = *reinterpret_cast<const uint4*>(head + (j0 + jj) * width + c);
+      *reinterpret_cast<uint4*>(tile + jj * kStride + c) = w;
     }
     return;
   }
   for (int e = static_cast<int>(threadIdx.x); e < kKeys * kD; e += blockDim.x) {
     const int jj = e / kD, c = e % kD;
-    const bool in = j0 + jj < lk && c < d;
-    const int64_t src = (j0 + jj) * width + c;
-    keys[jj * kKeyStride + c] = in ? k_head[src] : uint16_t{0};
-    values_t[c * kValueStride + jj] = in ? v_head[src] : uint16_t{0};
+    tile[jj * kStride + c] = j0 + jj < lk && c < d ? head[(j0 + jj) * width + c] : uint16_t{0};
+  }
+}
+
+// The B operand of P V for keys k0 + 2t, + 1 (and + 8, + 9) at channel `col`:
+// two 16-bit reads per register, since neighbours in k are a row apart.
+template <int kD>
+__device__ inline void value_operand(const uint16_t* values, int k0, int col, int t,
+                                     uint32_t vb[2]) {
+  constexpr int kStride = kD + 8;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int key = k0 + 2 * t + r * 8;
+    vb[r] = uint32_t{values[key * kStride + col]} |
+            (uint32_t{values[(key + 1) * kStride + col]} << 16);
   }
 }
 
@@ -74,14 +77,13 @@ template <typename T, int kD>
 __global__ void attention_mma_kernel(const T* q, const T* k, const T* v, float* out, int64_t lq,
                                      int64_t lk, int64_t width, int d, float scale,
                                      bool vectors) {
-  constexpr int kKeyStride = kD + 8;     // a staged key row (16-bit units; the pad
-  constexpr int kValueStride = kKeys + 8;  // spreads a warp's reads over the banks)
-  // 16-byte words: a row of 8 channels is stored at once, two neighbours are
-  // read as one operand register.
-  __shared__ uint4 key_words[kKeys * kKeyStride / 8];
-  __shared__ uint4 value_words[kD * kValueStride / 8];
-  uint16_t* keys = reinterpret_cast<uint16_t*>(key_words);        // [key][channel]
-  uint16_t* values_t = reinterpret_cast<uint16_t*>(value_words);  // [channel][key]
+  constexpr int kStride = kD + 8;  // a staged row (see stage_rows)
+  // 16-byte words: 8 channels of a row are stored at once, two neighbours in a
+  // key row are read as one operand register.
+  __shared__ uint4 key_words[kKeys * kStride / 8];
+  __shared__ uint4 value_words[kKeys * kStride / 8];
+  uint16_t* keys = reinterpret_cast<uint16_t*>(key_words);      // [key][channel]
+  uint16_t* values = reinterpret_cast<uint16_t*>(value_words);  // [key][channel]
 
   const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
   const int g = lane / 4, t = lane % 4;  // PTX's groupID and threadID_in_group
@@ -114,7 +116,8 @@ __global__ void attention_mma_kernel(const T* q, const T* k, const T* v, float* 
 
   for (int64_t j0 = 0; j0 < lk; j0 += kKeys) {
     __syncthreads();  // every warp is done with the previous tile
-    stage_tile<kD>(keys, values_t, k_head, v_head, j0, lk, width, d, vectors);
+    stage_rows<kD>(keys, k_head, j0, lk, width, d, vectors);
+    stage_rows<kD>(values, v_head, j0, lk, width, d, vectors);
     __syncthreads();
 
     // S = Q K^T for 16 rows x kKeys keys: B[channel][key] = K[key][channel].
@@ -123,7 +126,7 @@ __global__ void attention_mma_kernel(const T* q, const T* k, const T* v, float* 
     for (int n = 0; n < kKeys / 8; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[n][e] = 0.f;
-      const uint16_t* key_row = keys + (n * 8 + g) * kKeyStride + 2 * t;
+      const uint16_t* key_row = keys + (n * 8 + g) * kStride + 2 * t;
 #pragma unroll
       for (int kc = 0; kc < kD / 16; ++kc) {
         const uint32_t kb[2] = {load2(key_row + kc * 16), load2(key_row + kc * 16 + 8)};
@@ -172,8 +175,8 @@ __global__ void attention_mma_kernel(const T* q, const T* k, const T* v, float* 
                               pack2<T>(p1[0], p1[1]), pack2<T>(p1[2], p1[3])};
 #pragma unroll
       for (int n = 0; n < kD / 8; ++n) {
-        const uint16_t* value_row = values_t + (n * 8 + g) * kValueStride + kc * 16 + 2 * t;
-        const uint32_t vb[2] = {load2(value_row), load2(value_row + 8)};
+        uint32_t vb[2];
+        value_operand<kD>(values, kc * 16, n * 8 + g, t, vb);
         mma_16816<T>(o[n], pa, vb);
       }
     }
