@@ -14,8 +14,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cuda_test_support.h"
@@ -78,6 +80,15 @@ Tensor random(Shape shape, uint64_t seed, float lo = -1.f, float hi = 1.f) {
 }
 
 // ---- op by op on the GPU ----
+
+// group_norm_act then conv2d_stack on the float32 CUDA backend, on the host.
+Tensor f32_reference_normed_conv(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
+                                 const Tensor* residual) {
+  Backend& f32 = backend_for_device("cuda");
+  const Tensor normed = f32.group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps,
+                                           norm.act);
+  return f32.to_host(f32.conv2d_stack(normed, {conv}, residual));
+}
 
 constexpr double kOpBound = 1e-2;  // vs the float32 CUDA result
 constexpr double kAtLeast = 1e-6;  // 16-bit rounding must show
@@ -158,6 +169,47 @@ TEST(CudaHalfOps, Conv2d) {
       EXPECT_TRUE(RelL2Within(be, got, emulated.conv2d(x, wt, bias, k.p), kSameOperandsConv,
                               what + " vs same operands"));
     }
+  }
+}
+
+// A ResNet block's normalised convolution: the reduced backend's norm writes
+// the convolution's 16-bit operand itself, which must hold exactly the values
+// the composition rounds (group_norm_act in float32, then the operand's
+// rounding): same bits, with and without the block's other tails, and in the
+// shortcut form (Backend's default composes that one through it).
+TEST(CudaHalfOps, NormedConvolutionsGiveTheComposedBits) {
+  REQUIRE_CUDA();
+  const Tensor x = random({2, 8, 9, 11}, 31, -3.f, 3.f);
+  const Tensor gamma = random({8}, 32), beta = random({8}, 33);
+  const Tensor w3 = random({6, 8, 3, 3}, 34), bias = random({6}, 35);
+  const Tensor temb = random({2, 6}, 36), skip = random({2, 6, 9, 11}, 37);
+  const Tensor skip_in = random({2, 5, 9, 11}, 38), w1 = random({6, 5, 1, 1}, 39);
+  const GroupNormAct norm{4, &gamma, &beta, 1e-6f, Activation::kSiLU};
+  const Conv2dParams same{1, 1, 1, 1, 1, 1, 1};
+  ConvStage plain{&w3, &bias, same}, tails{&w3, &bias, same, Activation::kSiLU, &temb};
+  const ConvStage shortcut{&w1, nullptr, Conv2dParams{}};
+  for (ComputeDtype d : kReducedDtypes) {
+    Backend& be = backend_for_device("cuda", d);
+    const std::string n = compute_dtype_name(d);
+    const Tensor normed = be.group_norm_act(x, norm.groups, norm.gamma, norm.beta, norm.eps,
+                                            norm.act);
+    for (const auto& [conv, residual, what] :
+         std::vector<std::tuple<ConvStage, const Tensor*, std::string>>{
+             {plain, nullptr, "conv"}, {tails, &skip, "conv with time embedding and skip"}}) {
+      const Tensor want = be.to_host(be.conv2d_stack(normed, {conv}, residual));
+      const Tensor got = be.to_host(be.group_norm_act_conv2d(x, norm, conv, residual));
+      ASSERT_EQ(got.shape(), want.shape());
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * got.numel()), 0)
+          << n << " " << what;
+      EXPECT_TRUE(RelL2Within(be, got, f32_reference_normed_conv(x, norm, conv, residual),
+                              kOpBound, n + " normed " + what + " vs float32", kAtLeast));
+    }
+    const Tensor skip_made = be.conv2d_stack(skip_in, {shortcut}, nullptr);
+    const Tensor want = be.to_host(be.conv2d_stack(normed, {tails}, &skip_made));
+    const Tensor got =
+        be.to_host(be.group_norm_act_conv2d_shortcut(x, norm, tails, skip_in, shortcut));
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * got.numel()), 0)
+        << n << " shortcut form";
   }
 }
 

@@ -28,6 +28,7 @@ namespace sdvsr {
 namespace cuda {
 struct Context;   // stream, cuBLAS and cuDNN handles, caches (cuda_context.h)
 struct Epilogue;  // a product's pointwise tail in one pass (cuda_context.h)
+using Reduced = std::shared_ptr<void>;  // 16-bit device values (cuda_context.h)
 }
 
 class CudaBackend final : public Backend {
@@ -58,6 +59,10 @@ class CudaBackend final : public Backend {
                     const Conv2dParams& p, const Tensor& residual) override;
   Tensor conv2d_stack(const Tensor& x, const std::vector<ConvStage>& stages,
                       const Tensor* residual) override;
+  // A reduced backend's norm writes the convolution's 16-bit operand directly
+  // (the same values as the composition; float32 backends compose).
+  Tensor group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm, const ConvStage& conv,
+                               const Tensor* residual) override;
   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor* bias) override;
   Tensor linear_add(const Tensor& x, const Tensor& weight, const Tensor* bias,
                     const Tensor& residual) override;
@@ -129,12 +134,14 @@ class CudaBackend final : public Backend {
  private:
   // act(conv(x) + bias + channel_add + residual) of one stage (cuda_conv.cpp);
   // `op` names the caller in errors.
+  // x16: x already in the 16-bit dtype (a reduced backend; x then gives only
+  // the shape), else null.
   Tensor conv2d_fused(const Tensor& x, const ConvStage& stage, const Tensor* residual,
-                      const char* op);
+                      const char* op, const cuda::Reduced* x16 = nullptr);
   // conv2d in float16 / bfloat16 with float32 compute into `out`, widened by
-  // `epilogue` (cuda_conv.cpp).
-  void conv2d_reduced(const Tensor& x, const Tensor& weight, const Conv2dParams& p,
-                      const cuda::Epilogue& epilogue, Tensor& out);
+  // `epilogue` (cuda_conv.cpp); x16 holds x (shape x_shape) in the 16-bit dtype.
+  void conv2d_reduced(const cuda::Reduced& x16, const Shape& x_shape, const Tensor& weight,
+                      const Conv2dParams& p, const cuda::Epilogue& epilogue, Tensor& out);
   // x [..., in] times weight [out, in] transposed into out [..., out], no bias
   // (cuda_matmul.cpp).
   Tensor product_rows(const Tensor& x, const Tensor& weight, const char* op);

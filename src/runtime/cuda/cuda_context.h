@@ -167,6 +167,12 @@ void widen_epilogue(Context& c, const void* y16, float* y, int64_t total, int64_
 void geglu_rows(Context& c, const float* product, const float* bias, float* y, int64_t rows,
                 int64_t inner);
 
+// act(group_norm(x)) for x [N, C, H, W] rounded to the context's 16-bit dtype,
+// in one pass (cuda_norm.cu): a reduced convolution's operand, the same values
+// as rounding group_norm_act's float32 output.
+Reduced group_norm_act_reduced(Context& c, const Tensor& x, const GroupNormAct& norm,
+                               const char* op);
+
 // float32 -> the 16-bit dtype (float16 or bfloat16), round to nearest even (cuda_reduced.cu).
 void round_to_reduced(Context& c, const float* x, void* y, int64_t n, ComputeDtype dtype);
 // The cuBLAS type of the 16-bit dtype (CUDA_R_16F, CUDA_R_16BF).

@@ -119,15 +119,16 @@ std::vector<cuda::ConvAlgo> reduced_candidates(cuda::Context& c, const TensorDes
 }  // namespace
 
 // x, w, y in float16 / bfloat16, float32 compute; y widened into `out` by its epilogue.
-void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const Conv2dParams& p,
+void CudaBackend::conv2d_reduced(const cuda::Reduced& x16, const Shape& x_shape,
+                                 const Tensor& w_in, const Conv2dParams& p,
                                  const cuda::Epilogue& epilogue, Tensor& out) {
   cuda::Context& c = *ctx_;
-  const int64_t n = x_in.size(0), ch = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
+  const int64_t n = x_shape[0], ch = x_shape[1], h = x_shape[2], w = x_shape[3];
   const int64_t o = w_in.size(0), kh = w_in.size(2), kw = w_in.size(3);
   const int64_t ho = out.size(2), wo = out.size(3);
   const cudnnDataType_t t16 =
       dtype_ == ComputeDtype::kFloat16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
-  const cuda::Reduced x16 = c.reduced(x_in, false), w16 = c.reduced(w_in, /*weight=*/true);
+  const cuda::Reduced w16 = c.reduced(w_in, /*weight=*/true);
   const cuda::Reduced y16 = c.scratch(static_cast<size_t>(out.numel()) * 2);
   const TensorDesc xd(n, ch, h, w, t16), yd(n, o, ho, wo, t16);
   const FilterDesc wd(o, ch / p.groups, kh, kw, t16);
@@ -169,7 +170,7 @@ void CudaBackend::conv2d_reduced(const Tensor& x_in, const Tensor& w_in, const C
       }
       if (!done)
         cuda::check(last, ("conv2d: no cuDNN algorithm runs " + compute_dtype_name(dtype_) +
-                           " x " + shape_str(x_in.shape()) + " with weight " +
+                           " x " + shape_str(x_shape) + " with weight " +
                            shape_str(w_in.shape()))
                               .c_str());
     }
@@ -198,10 +199,19 @@ Tensor CudaBackend::conv2d_stack(const Tensor& x, const std::vector<ConvStage>& 
   return h;
 }
 
+Tensor CudaBackend::group_norm_act_conv2d(const Tensor& x, const GroupNormAct& norm,
+                                          const ConvStage& conv, const Tensor* residual) {
+  if (dtype_ == ComputeDtype::kFloat32)
+    return Backend::group_norm_act_conv2d(x, norm, conv, residual);
+  // The float32 normalised tensor and the pass rounding it are never made.
+  const cuda::Reduced x16 = cuda::group_norm_act_reduced(*ctx_, x, norm, "group_norm_act_conv2d");
+  return conv2d_fused(x, conv, residual, "group_norm_act_conv2d", &x16);
+}
+
 // act(conv(x) + bias + channel_add + residual): cuDNN's convolution, then its
 // epilogue in one pass (cuda_epilogue.cu) instead of one op each.
 Tensor CudaBackend::conv2d_fused(const Tensor& x_in, const ConvStage& st, const Tensor* residual,
-                                 const char* op) {
+                                 const char* op, const cuda::Reduced* x16) {
   const Tensor& w_in = *st.weight;
   const Tensor* bias_in = st.bias;
   const Conv2dParams& p = st.params;
@@ -238,7 +248,8 @@ Tensor CudaBackend::conv2d_fused(const Tensor& x_in, const ConvStage& st, const 
   e.act = st.act;
   if (dtype_ != ComputeDtype::kFloat32) {
     Tensor out = c.empty(out_shape);
-    if (n > 0 && o > 0) conv2d_reduced(x_in, w_in, p, e, out);
+    if (n > 0 && o > 0)
+      conv2d_reduced(x16 ? *x16 : c.reduced(x_in, false), x_in.shape(), w_in, p, e, out);
     return out;
   }
   const Tensor x = c.input(x_in), wt = c.input(w_in);

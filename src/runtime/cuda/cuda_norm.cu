@@ -1,6 +1,9 @@
 // Normalisation layers and softmax on the device, with cpu_norm.cpp's math:
 // biased variance, statistics in double over two passes (mean, then squared
 // deviations), the affine folded the way PyTorch folds it. One block per row.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
 
 #include "runtime/cuda/cuda_activation.cuh"
@@ -76,10 +79,19 @@ struct GroupApply {
   }
 };
 
-__global__ void group_apply_kernel(const float* x, float* y, int64_t total, GroupApply g) {
+__device__ inline void store(float* y, int64_t i, float v) { y[i] = v; }
+__device__ inline void store(__half* y, int64_t i, float v) { y[i] = __float2half_rn(v); }
+__device__ inline void store(__nv_bfloat16* y, int64_t i, float v) {
+  y[i] = __float2bfloat16_rn(v);
+}
+
+// Out: float, or a 16-bit type for a reduced convolution's operand (rounded
+// to nearest even, as round_to_reduced rounds).
+template <typename Out>
+__global__ void group_apply_kernel(const float* x, Out* y, int64_t total, GroupApply g) {
   SDVSR_GRID_STRIDE(i, total) {
     const int64_t nc = i / g.spatial;
-    y[i] = g(x[i], nc / g.c, nc % g.c);
+    store(y, i, g(x[i], nc / g.c, nc % g.c));
   }
 }
 
@@ -171,14 +183,20 @@ const float* optional_ptr(cuda::Context& c, const Tensor* t, Tensor& slot) {
 
 namespace {
 
-// act(group_norm(x)) into NCHW, or into tokens [N, H*W, C] (tokens: x 4-D).
+// Where group_norm_into writes: float32 NCHW, float32 tokens [N, H*W, C] (x
+// 4-D), or NCHW in the context's 16-bit dtype (x 4-D).
+enum class NormOutput { kNchw, kTokens, kReduced };
+
+// act(group_norm(x)) as `into` says; a kReduced result goes to *out16 (the
+// returned tensor is then empty).
 Tensor group_norm_into(cuda::Context& ctx, const Tensor& x_in, int groups, const Tensor* gamma,
-                       const Tensor* beta, float eps, Activation act, bool tokens,
-                       const char* op) {
+                       const Tensor* beta, float eps, Activation act, NormOutput into,
+                       const char* op, cuda::Reduced* out16 = nullptr) {
+  const bool tokens = into == NormOutput::kTokens, reduced = into == NormOutput::kReduced;
   cuda::require(x_in.dim() >= 2 && groups > 0 && x_in.size(1) % groups == 0, op,
                 "x " + shape_str(x_in.shape()) + " cannot be split into " +
                     std::to_string(groups) + " groups");
-  cuda::require(!tokens || x_in.dim() == 4, op,
+  cuda::require((!tokens && !reduced) || x_in.dim() == 4, op,
                 "x " + shape_str(x_in.shape()) + " must be [N, C, H, W]");
   const int64_t n = x_in.size(0), c = x_in.size(1);
   const int64_t spatial = x_in.numel() / std::max<int64_t>(n * c, 1);
@@ -186,8 +204,9 @@ Tensor group_norm_into(cuda::Context& ctx, const Tensor& x_in, int groups, const
   check_channel_vector(gamma, c, op, "gamma");
   check_channel_vector(beta, c, op, "beta");
   const Tensor x = ctx.input(x_in);
-  Tensor out = ctx.empty(tokens ? Shape{n, spatial, c} : x.shape());
+  Tensor out = reduced ? Tensor() : ctx.empty(tokens ? Shape{n, spatial, c} : x.shape());
   const int64_t total = x.numel();
+  if (reduced) *out16 = total > 0 ? ctx.scratch(static_cast<size_t>(total) * 2) : nullptr;
   if (total == 0) return out;
   const RowStats s = row_stats(ctx, x, n * groups, cg * spatial, eps);
   Tensor g, b;
@@ -200,12 +219,22 @@ Tensor group_norm_into(cuda::Context& ctx, const Tensor& x_in, int groups, const
                          optional_ptr(ctx, gamma, g),
                          optional_ptr(ctx, beta, b),
                          act};
-  if (tokens)
+  if (tokens) {
     SDVSR_LAUNCH(group_apply_tokens_kernel, blocks_for(total), kThreads, ctx.stream)(
         x.raw_data(), out.raw_data(), total, apply);
-  else
-    SDVSR_LAUNCH(group_apply_kernel, blocks_for(total), kThreads, ctx.stream)(
+  } else if (!reduced) {
+    const auto group_apply = group_apply_kernel<float>;
+    SDVSR_LAUNCH(group_apply, blocks_for(total), kThreads, ctx.stream)(
         x.raw_data(), out.raw_data(), total, apply);
+  } else if (ctx.dtype == ComputeDtype::kFloat16) {
+    const auto group_apply_half = group_apply_kernel<__half>;
+    SDVSR_LAUNCH(group_apply_half, blocks_for(total), kThreads, ctx.stream)(
+        x.raw_data(), static_cast<__half*>(out16->get()), total, apply);
+  } else {
+    const auto group_apply_bfloat16 = group_apply_kernel<__nv_bfloat16>;
+    SDVSR_LAUNCH(group_apply_bfloat16, blocks_for(total), kThreads, ctx.stream)(
+        x.raw_data(), static_cast<__nv_bfloat16*>(out16->get()), total, apply);
+  }
   cuda::check_launch(op);
   return out;
 }
@@ -214,18 +243,28 @@ Tensor group_norm_into(cuda::Context& ctx, const Tensor& x_in, int groups, const
 
 Tensor CudaBackend::group_norm(const Tensor& x, int groups, const Tensor* gamma,
                                const Tensor* beta, float eps) {
-  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, Activation::kNone, false,
-                         "group_norm");
+  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, Activation::kNone,
+                         NormOutput::kNchw, "group_norm");
 }
 
 Tensor CudaBackend::group_norm_act(const Tensor& x, int groups, const Tensor* gamma,
                                    const Tensor* beta, float eps, Activation a) {
-  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, a, false, "group_norm_act");
+  return group_norm_into(*ctx_, x, groups, gamma, beta, eps, a, NormOutput::kNchw,
+                         "group_norm_act");
 }
 
 Tensor CudaBackend::group_norm_act_tokens(const Tensor& x, const GroupNormAct& norm) {
-  return group_norm_into(*ctx_, x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act, true,
-                         "group_norm_act_tokens");
+  return group_norm_into(*ctx_, x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act,
+                         NormOutput::kTokens, "group_norm_act_tokens");
+}
+
+cuda::Reduced cuda::group_norm_act_reduced(Context& c, const Tensor& x, const GroupNormAct& norm,
+                                           const char* op) {
+  cuda::require(c.dtype != ComputeDtype::kFloat32, op, "a float32 backend has no 16-bit operands");
+  cuda::Reduced out;
+  group_norm_into(c, x, norm.groups, norm.gamma, norm.beta, norm.eps, norm.act,
+                  NormOutput::kReduced, op, &out);
+  return out;
 }
 
 Tensor CudaBackend::layer_norm(const Tensor& x_in, const Tensor* gamma, const Tensor* beta,
