@@ -220,29 +220,27 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
 
 }  // namespace
 
-void sync_threads() {
+namespace {
+
+// Parks the running fiber in `state` (a barrier of the block or of its warp);
+// `what` names the operation should the launch run without fibers.
+void park(FiberState state, const char* what) {
   Scheduler& s = scheduler();
   if (!s.fibers)
-    fail(s.kernel,
-         "__syncthreads in a launch run without fibers (an earlier launch of this kernel never "
-         "synchronised)");
+    fail(s.kernel, std::string(what) +
+                       " in a launch run without fibers (an earlier launch of this kernel never "
+                       "synchronised)");
   s.synchronised = true;
   Fiber* f = s.current;
-  f->state = FiberState::kWaiting;
+  f->state = state;
   sdvsr_emulator_switch(&f->stack_pointer, s.home);
 }
 
-void sync_warp() {
-  Scheduler& s = scheduler();
-  if (!s.fibers)
-    fail(s.kernel,
-         "a warp-wide operation in a launch run without fibers (an earlier launch of this "
-         "kernel never synchronised)");
-  s.synchronised = true;
-  Fiber* f = s.current;
-  f->state = FiberState::kWaitingWarp;
-  sdvsr_emulator_switch(&f->stack_pointer, s.home);
-}
+}  // namespace
+
+void sync_threads() { park(FiberState::kWaiting, "__syncthreads"); }
+
+void sync_warp() { park(FiberState::kWaitingWarp, "a warp-wide operation"); }
 
 int lane_id() { return static_cast<int>(running_thread_index() % kWarpSize); }
 
