@@ -34,9 +34,14 @@ __device__ inline uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
 // Two consecutive 16-bit values at p (4-byte aligned) as one operand register.
 template <typename T>
 __device__ inline uint32_t load2(const T* p) {
-  uint32_t bits;
+#ifdef SDVSR_CUDA_EMULATOR
+  uint32_t bits;  // host C++: no aliasing through another type
   std::memcpy(&bits, p, sizeof(bits));
   return bits;
+#else
+  // One 32-bit load: a memcpy from a 2-byte type may become two 16-bit ones.
+  return *reinterpret_cast<const uint32_t*>(p);
+#endif
 }
 
 // c (16x8) += A (16x16, row-major fragments) * B (16x8, column-major), one warp.
