@@ -31,11 +31,13 @@ std::atomic<int64_t> g_launches{0};
 
 __device__ inline float widen(__half h) { return __half2float(h); }
 __device__ inline float widen(__nv_bfloat16 h) { return __bfloat162float(h); }
+
 // Copies rows j0 .. j0 + kKeys - 1 of one head's keys or values into shared
 // memory ([key][channel], a row every kD + 8 16-bit units: the pad spreads a
 // warp's operand reads over the banks) as 16-bit patterns, zeros past lk and
 // past d. `vectors` (d and the row width multiples of 8, 16-byte aligned
-// rows): 8 channels of a row per thread at once, 8 threads per 128 bytes.
+// rows): 8 channels of a row per thread at once, neighbouring threads reading
+// neighbouring 16 bytes of a row.
 template <int kD>
 __device__ inline void stage_rows(uint16_t* tile, const uint16_t* head, int64_t j0, int64_t lk,
                                   int64_t width, int d, bool vectors) {
