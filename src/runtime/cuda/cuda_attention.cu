@@ -14,6 +14,7 @@
 
 #include <cmath>
 
+#include "runtime/cuda/cuda_16bit.cuh"
 #include "runtime/cuda/cuda_attention_mma.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
@@ -24,10 +25,6 @@ namespace {
 constexpr int kMaxHeadDim = 256;
 constexpr int kQueries = 64;  // threads per block, one query each
 constexpr int kKeyTile = 16;  // keys per shared-memory tile
-
-__device__ inline float load(const float* p, int64_t i) { return p[i]; }
-__device__ inline float load(const __half* p, int64_t i) { return __half2float(p[i]); }
-__device__ inline float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
 
 // q [B, Lq, W], k, v [B, Lk, W] with W = heads * d; grid (query tiles, heads, B).
 // T: the element type q, k and v are read in (float, __half, __nv_bfloat16);
@@ -46,7 +43,7 @@ __global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
   float qv[kD], acc[kD];
 #pragma unroll
   for (int c = 0; c < kD; ++c) {
-    qv[c] = c < d ? load(qrow, c) : 0.f;
+    qv[c] = c < d ? cuda::widen(qrow[c]) : 0.f;
     acc[c] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
@@ -59,8 +56,8 @@ __global__ void attention_kernel(const T* q, const T* k, const T* v, float* out,
     for (int e = threadIdx.x; e < tile * kD; e += blockDim.x) {
       const int jj = e / kD, c = e % kD;
       const int64_t src = (b * lk + j0 + jj) * width + h * d + c;
-      ks[e] = c < d ? load(k, src) : 0.f;
-      vs[e] = c < d ? load(v, src) : 0.f;
+      ks[e] = c < d ? cuda::widen(k[src]) : 0.f;
+      vs[e] = c < d ? cuda::widen(v[src]) : 0.f;
     }
     __syncthreads();
     if (!active) continue;

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "runtime/cuda/cuda_16bit.cuh"
 #include "runtime/cuda/cuda_attention_mma.h"
 #include "runtime/cuda/cuda_mma.cuh"
 
@@ -28,9 +29,6 @@ constexpr int kKeys = kMmaKeyTile;  // keys per shared-memory tile
 constexpr int kMaxHeadSize = kMmaMaxHeadSize;
 
 std::atomic<int64_t> g_launches{0};
-
-__device__ inline float widen(__half h) { return __half2float(h); }
-__device__ inline float widen(__nv_bfloat16 h) { return __bfloat162float(h); }
 
 // Copies rows j0 .. j0 + kKeys - 1 of one head's keys or values into shared
 // memory ([key][channel], a row every kD + 8 16-bit units: the pad spreads a

@@ -8,15 +8,12 @@
 
 #include <stdexcept>
 
+#include "runtime/cuda/cuda_16bit.cuh"
 #include "runtime/cuda/cuda_activation.cuh"
 #include "runtime/cuda/cuda_context.h"
 
 namespace sdvsr::cuda {
 namespace {
-
-__device__ inline float widen(float v) { return v; }
-__device__ inline float widen(__half v) { return __half2float(v); }
-__device__ inline float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <typename T>
 __global__ void epilogue_kernel(const T* src, float* y, int64_t total, int64_t inner,

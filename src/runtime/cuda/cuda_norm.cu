@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "runtime/cuda/cuda_16bit.cuh"
 #include "runtime/cuda/cuda_activation.cuh"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_context.h"
@@ -79,19 +80,13 @@ struct GroupApply {
   }
 };
 
-__device__ inline void store(float* y, int64_t i, float v) { y[i] = v; }
-__device__ inline void store(__half* y, int64_t i, float v) { y[i] = __float2half_rn(v); }
-__device__ inline void store(__nv_bfloat16* y, int64_t i, float v) {
-  y[i] = __float2bfloat16_rn(v);
-}
-
 // Out: float, or a 16-bit type for a reduced convolution's operand (rounded
 // to nearest even, as round_to_reduced rounds).
 template <typename Out>
 __global__ void group_apply_kernel(const float* x, Out* y, int64_t total, GroupApply g) {
   SDVSR_GRID_STRIDE(i, total) {
     const int64_t nc = i / g.spatial;
-    store(y, i, g(x[i], nc / g.c, nc % g.c));
+    y[i] = cuda::narrow<Out>(g(x[i], nc / g.c, nc % g.c));
   }
 }
 

@@ -8,16 +8,15 @@
 
 #include <stdexcept>
 
+#include "runtime/cuda/cuda_16bit.cuh"
 #include "runtime/cuda/cuda_context.h"
 
 namespace sdvsr::cuda {
 namespace {
 
-__global__ void to_half_kernel(const float* x, __half* y, int64_t n) {
-  SDVSR_GRID_STRIDE(i, n) y[i] = __float2half_rn(x[i]);
-}
-__global__ void to_bfloat16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
-  SDVSR_GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
+template <typename T>
+__global__ void to_reduced_kernel(const float* x, T* y, int64_t n) {
+  SDVSR_GRID_STRIDE(i, n) y[i] = narrow<T>(x[i]);
 }
 
 void require_reduced(ComputeDtype dtype, const char* what) {
@@ -31,10 +30,10 @@ void round_to_reduced(Context& c, const float* x, void* y, int64_t n, ComputeDty
   require_reduced(dtype, "round_to_reduced");
   if (n <= 0) return;
   if (dtype == ComputeDtype::kFloat16)
-    SDVSR_LAUNCH(to_half_kernel, blocks_for(n), kThreads, c.stream)(
+    SDVSR_LAUNCH(to_reduced_kernel<__half>, blocks_for(n), kThreads, c.stream)(
         x, static_cast<__half*>(y), n);
   else
-    SDVSR_LAUNCH(to_bfloat16_kernel, blocks_for(n), kThreads, c.stream)(
+    SDVSR_LAUNCH(to_reduced_kernel<__nv_bfloat16>, blocks_for(n), kThreads, c.stream)(
         x, static_cast<__nv_bfloat16*>(y), n);
   check_launch("round_to_reduced");
 }
